@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: prepares dockerd and the test
+# images, checks formatting, vet and staticcheck, then runs every Go test
+# (unit, Rego, and integration against the real dockerd) with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATICCHECK_VERSION=v0.8.2
+GOBIN="$(go env GOPATH)/bin"
+
+started=0
+[ -f /run/sockproxy-testenv/dockerd.pid ] || started=1
+bash scripts/testenv.sh up
+cleanup() { [ "$started" = 1 ] && bash scripts/testenv.sh down || true; }
+trap cleanup EXIT
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || { echo "gofmt would change: $unformatted"; exit 1; }
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+[ -x "$GOBIN/staticcheck" ] || go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+"$GOBIN/staticcheck" ./...
+
+echo "== go test"
+go test -race -count=1 -timeout 20m "$@" ./...
