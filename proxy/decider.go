@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // Caller is the process on the other end of a client connection, read from
@@ -84,3 +85,48 @@ type DeciderFunc func(ctx context.Context, req *Request) Decision
 
 // Decide calls f.
 func (f DeciderFunc) Decide(ctx context.Context, req *Request) Decision { return f(ctx, req) }
+
+// Classifier names the Engine API operation of a request the way dockerd's
+// router would route it. It returns a *RouteError for requests dockerd would
+// not route (or that the proxy refuses to classify): they are never forwarded.
+type Classifier interface {
+	Classify(r *http.Request) (Operation, error)
+}
+
+// RouteError is a classification failure, answered to the client as a
+// Docker-style JSON error with Status.
+type RouteError struct {
+	Status  int
+	Message string
+}
+
+func (e *RouteError) Error() string { return e.Message }
+
+// AuditEvent is what the proxy reports of one request: its decision and,
+// for forwarded requests, the upstream's answer.
+type AuditEvent struct {
+	Start    time.Time
+	Request  *Request // Operation may be zero when classification failed
+	Decision Decision
+	// Outcome is "allow", "deny" or "error" (the request could not be
+	// classified, read or judged).
+	Outcome string
+	// Status is the HTTP status the client got: the upstream's for forwarded
+	// requests, the proxy's for refusals.
+	Status int
+	// BodySHA256 is the hex digest of the forwarded body ("" for streamed or
+	// absent bodies).
+	BodySHA256   string
+	DecisionTime time.Duration
+	// TotalTime runs until the upstream's response headers (streams go on).
+	TotalTime time.Duration
+	Error     string
+}
+
+// Auditor records decisions. The proxy calls Ready before forwarding an
+// allowed request and refuses the request when it returns an error, so that
+// nothing is forwarded unaudited; Audit is called once per request.
+type Auditor interface {
+	Ready() error
+	Audit(ev *AuditEvent) error
+}

@@ -1,0 +1,182 @@
+package policy
+
+import "github.com/sockproxy/sockproxy/proxy"
+
+// Input is the document a policy sees as `input`. Field names are the
+// contract with policy authors (docs/policy-input.md): never rename them.
+type Input struct {
+	Operation  string              `json:"operation"`   // e.g. "container.create"
+	Method     string              `json:"method"`      // HTTP method
+	Path       string              `json:"path"`        // request path as sent
+	APIVersion string              `json:"api_version"` // effective version: the one named, or the configured default for unversioned paths
+	Versioned  bool                `json:"versioned"`   // whether the client named a version in the path
+	Query      map[string][]string `json:"query"`
+	Vars       map[string]string   `json:"vars"` // path variables (percent-decoded)
+	Caller     proxy.Caller        `json:"caller"`
+	// Body is the decoded request body as dockerd will read it (canonical
+	// field names; unknown nested keys dropped), or null.
+	Body any `json:"body"`
+	// Container holds normalized facts of a container.create request.
+	Container *ContainerFacts `json:"container,omitempty"`
+	// Exec holds normalized facts of an exec.create request.
+	Exec *ExecFacts `json:"exec,omitempty"`
+	// Target describes the existing object the request acts on, looked up
+	// through the daemon (issue: references and ownership).
+	Target map[string]any `json:"target,omitempty"`
+}
+
+// ContainerFacts are the normalized, security-relevant facts of a create
+// request, computed the way dockerd will apply the body at APIVersion.
+type ContainerFacts struct {
+	Name       string            `json:"name"` // ?name= query value
+	Image      string            `json:"image"`
+	User       UserFacts         `json:"user"`
+	Mounts     []Mount           `json:"mounts"`
+	Ports      []Port            `json:"ports"`
+	PublishAll bool              `json:"publish_all"`
+	Networks   []Network         `json:"networks"`
+	Namespaces Namespaces        `json:"namespaces"`
+	Privileges Privileges        `json:"privileges"`
+	Labels     map[string]string `json:"labels"`
+}
+
+// UserFacts describe the user the container's process will run as.
+type UserFacts struct {
+	Raw string `json:"raw"` // Config.User as sent ("" when absent)
+	// Source is "request" when Config.User is set, "image" when it is empty
+	// and the image's default user applies.
+	Source string `json:"source"`
+	Value  string `json:"value"` // the effective user string ("" means root)
+	// UID and GID are numeric when they can be told without the image's
+	// /etc/passwd: a number, or the name "root". -1 when unknown.
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+	// Root is true when the effective user is uid 0 (empty, "0", "root", "0:x", "root:x").
+	Root bool `json:"root"`
+	// Resolved is false when the effective user could not be determined
+	// (e.g. the image could not be inspected) or is a name other than root.
+	Resolved bool `json:"resolved"`
+}
+
+// Mount is one mount the container will get, whatever field asked for it.
+type Mount struct {
+	// Origin: "binds", "mounts", "volumes_from" (copied from another
+	// container) or "image_volume".
+	Origin string `json:"origin"`
+	// Type: "bind", "volume", "tmpfs", "npipe", "cluster", "image".
+	Type   string `json:"type"`
+	Source string `json:"source"` // as dockerd will use it (bind: path.Clean'ed absolute path; volume: name, "" for anonymous)
+	Target string `json:"target"`
+	// HostBind is true when the mount exposes a host path: a bind, or a
+	// local-driver volume whose options bind or overlay a host path.
+	HostBind bool `json:"host_bind"`
+	// HostPath is the host path a host bind exposes ("" when not a host bind).
+	HostPath string `json:"host_path"`
+	// RealPath is HostPath with symlinks evaluated on the host by the proxy.
+	RealPath string `json:"real_path"`
+	// PathStatus: "resolved" (RealPath valid), "missing" (does not exist
+	// yet: dockerd would create it as root), "unresolvable" (the proxy cannot
+	// see the host's filesystem or the lookup failed), "" when not a host bind.
+	PathStatus string `json:"path_status"`
+	// PathDiffers is true when RealPath differs from HostPath (a symlink on the way).
+	PathDiffers bool `json:"path_differs"`
+	ReadOnly    bool `json:"read_only"`
+	// ReadOnlyRecursive is true when read-only also applies to submounts
+	// (bind mounts on API >= 1.44 unless ReadOnlyNonRecursive).
+	ReadOnlyRecursive bool   `json:"read_only_recursive"`
+	Propagation       string `json:"propagation"` // "", "private", "rprivate", "shared", "rshared", "slave", "rslave"
+	Relabel           string `json:"relabel"`     // "", "z", "Z"
+	NoCopy            bool   `json:"nocopy"`
+	CreateMountpoint  bool   `json:"create_mountpoint"`
+	// Volume facts (Type "volume"): driver and its options, from the request
+	// or looked up through the daemon for an existing named volume.
+	Driver        string            `json:"driver"`
+	DriverOptions map[string]string `json:"driver_options"`
+	// VolumeFound is true when a named volume was found on the daemon.
+	VolumeFound bool `json:"volume_found"`
+	// FromContainer names the container a volumes_from mount was copied from.
+	FromContainer string `json:"from_container,omitempty"`
+}
+
+// Port is one published port binding.
+type Port struct {
+	ContainerPort string `json:"container_port"` // "30412"
+	Protocol      string `json:"protocol"`       // "tcp", "udp", "sctp"
+	HostIP        string `json:"host_ip"`        // as sent ("" means all interfaces)
+	HostPort      string `json:"host_port"`
+	// AllInterfaces is true for an empty host IP, 0.0.0.0 or :: (any spelling).
+	AllInterfaces bool `json:"all_interfaces"`
+	// Loopback is true for an address in 127.0.0.0/8 or ::1.
+	Loopback bool `json:"loopback"`
+}
+
+// Network is one network the container joins at create.
+type Network struct {
+	// Ref is the reference as sent (NetworkMode or an EndpointsConfig key).
+	Ref string `json:"ref"`
+	// Mode: "default", "bridge", "host", "none", "container", "named".
+	Mode string `json:"mode"`
+	Name string `json:"name"` // resolved through the daemon ("" when not found)
+	ID   string `json:"id"`
+	// Found is true when the daemon knows the network (IDs, prefixes and
+	// names count); "default", "host", "none" and "container:" are built in.
+	Found bool `json:"found"`
+	// Container is the referenced container for Mode "container".
+	Container  string            `json:"container,omitempty"`
+	Aliases    []string          `json:"aliases,omitempty"`
+	IPv4       string            `json:"ipv4,omitempty"`
+	IPv6       string            `json:"ipv6,omitempty"`
+	DriverOpts map[string]string `json:"driver_opts,omitempty"`
+}
+
+// Namespaces are the container's namespace modes.
+type Namespaces struct {
+	Network Namespace `json:"network"`
+	PID     Namespace `json:"pid"`
+	IPC     Namespace `json:"ipc"`
+	UTS     Namespace `json:"uts"`
+	User    Namespace `json:"userns"`
+	Cgroup  Namespace `json:"cgroupns"`
+}
+
+// Namespace is one namespace mode, as dockerd will apply it.
+type Namespace struct {
+	Mode      string `json:"mode"`      // effective value ("" = private default)
+	Host      bool   `json:"host"`      // shares the host's namespace
+	Container string `json:"container"` // "container:<ref>" target, else ""
+}
+
+// Privileges are the fields that widen what the container may do on the host.
+type Privileges struct {
+	Privileged        bool             `json:"privileged"`
+	CapAdd            []string         `json:"cap_add"` // normalized: upper case, "CAP_" prefix stripped
+	CapDrop           []string         `json:"cap_drop"`
+	Devices           []string         `json:"devices"` // host paths
+	DeviceCgroupRules []string         `json:"device_cgroup_rules"`
+	DeviceRequests    []map[string]any `json:"device_requests"`
+	SecurityOpt       []string         `json:"security_opt"`
+	// Unconfined lists what a security option switches off: "seccomp",
+	// "apparmor", "label", "systempaths", "no-new-privileges=false".
+	Unconfined            []string          `json:"unconfined"`
+	MaskedPathsOverride   bool              `json:"masked_paths_override"` // MaskedPaths set (an empty list removes the defaults)
+	ReadonlyPathsOverride bool              `json:"readonly_paths_override"`
+	Runtime               string            `json:"runtime"`
+	CgroupParent          string            `json:"cgroup_parent"`
+	Sysctls               map[string]string `json:"sysctls"`
+	LogDriver             string            `json:"log_driver"`
+	LogOptions            map[string]string `json:"log_options"`
+	VolumeDriver          string            `json:"volume_driver"`
+	Links                 []string          `json:"links"`
+	ExtraHosts            []string          `json:"extra_hosts"`
+	Annotations           map[string]string `json:"annotations"`
+	OomKillDisable        bool              `json:"oom_kill_disable"`
+	Init                  bool              `json:"init"`
+}
+
+// ExecFacts are the normalized facts of an exec.create request.
+type ExecFacts struct {
+	Container  string    `json:"container"` // reference as sent
+	Privileged bool      `json:"privileged"`
+	User       UserFacts `json:"user"` // Source "container" when User is empty
+	Cmd        []string  `json:"cmd"`
+}
