@@ -1,4 +1,7 @@
-package policy
+// Package input turns a classified request into the document policies judge:
+// it decodes bodies the way dockerd does and normalizes the facts that reach
+// the host.
+package input
 
 import "github.com/sockproxy/sockproxy/proxy"
 
