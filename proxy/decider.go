@@ -63,6 +63,9 @@ type Decision struct {
 	Allow bool
 	// Reasons explain a refusal (and may annotate an allow).
 	Reasons []string
+	// Warnings are messages of rules that warn without refusing: they are
+	// audited and never refuse the request.
+	Warnings []string
 	// Status is the HTTP status of a refusal; 0 means 403.
 	Status int
 	// Body, when non-nil, replaces the request body that is forwarded: a
@@ -111,6 +114,10 @@ type AuditEvent struct {
 	// Outcome is "allow", "deny" or "error" (the request could not be
 	// classified, read or judged).
 	Outcome string
+	// Mode is the rollout mode the decision was taken in: "enforce" (or "")
+	// or "dry-run". In dry-run a policy refusal (Decision.Allow false) is
+	// forwarded with Outcome "allow" and audited as "would-deny".
+	Mode string
 	// Status is the HTTP status the client got: the upstream's for forwarded
 	// requests, the proxy's for refusals.
 	Status int
