@@ -213,6 +213,12 @@ func gzipFile(path string) error {
 		err = cerr
 	}
 	if err == nil {
+		// Keep the rotation time: readers order files by modification time.
+		if st, serr := in.Stat(); serr == nil {
+			err = os.Chtimes(tmp, st.ModTime(), st.ModTime())
+		}
+	}
+	if err == nil {
 		err = os.Rename(tmp, path+".gz")
 	}
 	if err != nil {
