@@ -64,9 +64,11 @@ type UserFacts struct {
 // Mount is one mount the container will get, whatever field asked for it.
 type Mount struct {
 	// Origin: "binds", "mounts", "volumes_from" (copied from another
-	// container) or "image_volume".
+	// container), "tmpfs" (HostConfig.Tmpfs), "volumes" (Config.Volumes:
+	// anonymous volumes) or "image_volume".
 	Origin string `json:"origin"`
-	// Type: "bind", "volume", "tmpfs", "npipe", "cluster", "image".
+	// Type: "bind", "volume", "tmpfs", "npipe", "cluster", "image", or
+	// "unknown" (a volumes_from container that does not exist yet).
 	Type   string `json:"type"`
 	Source string `json:"source"` // as dockerd will use it (bind: path.Clean'ed absolute path; volume: name, "" for anonymous)
 	Target string `json:"target"`
@@ -91,6 +93,21 @@ type Mount struct {
 	Relabel           string `json:"relabel"`     // "", "z", "Z"
 	NoCopy            bool   `json:"nocopy"`
 	CreateMountpoint  bool   `json:"create_mountpoint"`
+	// NonRecursive: a bind without its submounts (BindOptions.NonRecursive).
+	NonRecursive bool `json:"non_recursive"`
+	// ReadOnlyForceRecursive: dockerd fails rather than fall back to a
+	// non-recursive read-only bind on kernels without recursive read-only.
+	ReadOnlyForceRecursive bool   `json:"read_only_force_recursive"`
+	Subpath                string `json:"subpath,omitempty"` // volume or image subpath mounted
+	// LocalMount classifies a local-driver volume's options: "" (plain
+	// volume), "bind" (o=bind: device is a host path), "overlay"
+	// (lowerdir/upperdir/workdir are host paths), "network" (nfs, cifs),
+	// "tmpfs", "device" (another filesystem type on a host device).
+	LocalMount string `json:"local_mount,omitempty"`
+	// HostPathOption names the volume option HostPath came from ("device",
+	// "lowerdir", "upperdir", "workdir"); a volume exposing several host
+	// paths gives one entry per path.
+	HostPathOption string `json:"host_path_option,omitempty"`
 	// Volume facts (Type "volume"): driver and its options, from the request
 	// or looked up through the daemon for an existing named volume.
 	Driver        string            `json:"driver"`
@@ -124,6 +141,10 @@ type Network struct {
 	// Found is true when the daemon knows the network (IDs, prefixes and
 	// names count); "default", "host", "none" and "container:" are built in.
 	Found bool `json:"found"`
+	// Driver of the resolved network ("bridge", "host", "macvlan", ...).
+	Driver string `json:"driver,omitempty"`
+	// Options of the resolved network (e.g. macvlan "parent").
+	Options map[string]string `json:"options,omitempty"`
 	// Container is the referenced container for Mode "container".
 	Container  string            `json:"container,omitempty"`
 	Aliases    []string          `json:"aliases,omitempty"`
@@ -144,9 +165,16 @@ type Namespaces struct {
 
 // Namespace is one namespace mode, as dockerd will apply it.
 type Namespace struct {
-	Mode      string `json:"mode"`      // effective value ("" = private default)
-	Host      bool   `json:"host"`      // shares the host's namespace
+	Mode string `json:"mode"` // effective value ("" = private default)
+	// Host is true when the request asks for the host's namespace: "host",
+	// a container that is itself on the host's, or (network) a network
+	// whose driver is "host". A daemon default that is the host's (cgroupns
+	// on cgroup v1) is shown by Mode and Default, not by Host.
+	Host      bool   `json:"host"`
 	Container string `json:"container"` // "container:<ref>" target, else ""
+	// Default is true when the request left the mode empty and Mode is
+	// dockerd's default for the API version (and host cgroup version).
+	Default bool `json:"default"`
 }
 
 // Privileges are the fields that widen what the container may do on the host.
@@ -158,13 +186,24 @@ type Privileges struct {
 	DeviceCgroupRules []string         `json:"device_cgroup_rules"`
 	DeviceRequests    []map[string]any `json:"device_requests"`
 	SecurityOpt       []string         `json:"security_opt"`
+	// Seccomp is the seccomp profile asked for: "" (default), "unconfined",
+	// "builtin" or "custom" (a JSON profile). AppArmor is the AppArmor
+	// profile name ("" default). Label lists the SELinux label options.
+	Seccomp  string   `json:"seccomp"`
+	AppArmor string   `json:"apparmor"`
+	Label    []string `json:"label"`
+	// NoNewPrivileges is set when SecurityOpt names no-new-privileges (null: daemon default).
+	NoNewPrivileges *bool `json:"no_new_privileges"`
 	// Unconfined lists what a security option switches off: "seccomp",
-	// "apparmor", "label", "systempaths", "no-new-privileges=false".
+	// "apparmor", "label", "systempaths", "no-new-privileges=false",
+	// "writable-cgroups" (sorted).
 	Unconfined            []string          `json:"unconfined"`
 	MaskedPathsOverride   bool              `json:"masked_paths_override"` // MaskedPaths set (an empty list removes the defaults)
 	ReadonlyPathsOverride bool              `json:"readonly_paths_override"`
 	Runtime               string            `json:"runtime"`
 	CgroupParent          string            `json:"cgroup_parent"`
+	Cgroup                string            `json:"cgroup"`    // HostConfig.Cgroup ("container:<ref>" shares its cgroup)
+	GroupAdd              []string          `json:"group_add"` // supplementary groups of the process
 	Sysctls               map[string]string `json:"sysctls"`
 	LogDriver             string            `json:"log_driver"`
 	LogOptions            map[string]string `json:"log_options"`
