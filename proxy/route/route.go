@@ -96,6 +96,8 @@ type candidate struct {
 	// tail is the literal end of the template: a path it matches ends with
 	// it. Checking it first skips most regular expressions.
 	tail string
+	// anyPath is set for templates whose first segment is a variable.
+	anyPath bool
 }
 
 // New builds a Router. It panics on a configuration that Validate refuses:
@@ -122,7 +124,8 @@ func New(cfg Config) *Router {
 			if err := mr.GetError(); err != nil {
 				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
 			}
-			c := candidate{route: mr, spec: s, tail: literalTail(s.Path)}
+			_, literal := templateKey(s.Path)
+			c := candidate{route: mr, spec: s, tail: literalTail(s.Path), anyPath: !literal}
 			r.all = append(r.all, c)
 			r.add(c, versioned)
 		}
@@ -135,8 +138,8 @@ const versionPrefix = "/v{version:[0-9.]+}"
 
 // add files c under its method and first segment, in order.
 func (r *Router) add(c candidate, versioned bool) {
-	key, literal := templateKey(c.spec.Path)
-	if !literal {
+	key, _ := templateKey(c.spec.Path)
+	if c.anyPath {
 		// A template starting with a variable may match any path, versioned
 		// or not, in either form: it joins every list of its method,
 		// including lists made later (see list).
@@ -345,13 +348,14 @@ func (r *Router) operation(req *http.Request, s *OperationSpec, version string, 
 }
 
 // unrouted explains why no route took req: 405 when some route serves its
-// path with another method, 404 otherwise.
+// path with another method, 404 otherwise. OPTIONS, served on every path,
+// does not make a path known.
 func (r *Router) unrouted(req *http.Request) error {
 	p := req.URL.Path
 	var match mux.RouteMatch
 	for i := range r.all {
 		c := &r.all[i]
-		if c.spec.Method == req.Method || !strings.HasSuffix(p, c.tail) {
+		if c.spec.Method == req.Method || c.anyPath || !strings.HasSuffix(p, c.tail) {
 			continue
 		}
 		// The route's path matched when mux reports a method mismatch.

@@ -225,3 +225,521 @@ func expand(tpl string, vars map[string]string) string {
 		return vars[templateVar.FindStringSubmatch(v)[1]]
 	})
 }
+
+// Outcomes of a request at dockerd, and at the classifier.
+const (
+	routed   = "routed"   // a handler runs; the classifier names the operation
+	unclean  = "unclean"  // dockerd: 301 to the clean path; classifier: 400
+	notFound = "notfound" // dockerd: 404 page not found; classifier: 404
+	noMethod = "nomethod" // dockerd: 404 page not found; classifier: 405
+	badVer   = "version"  // dockerd and classifier: 400 client version ...
+	badQuery = "query"    // classifier only: 400 invalid query string
+)
+
+// outcome sorts the classifier's answer into one of the outcomes above.
+func outcome(tb testing.TB, err error) string {
+	tb.Helper()
+	if err == nil {
+		return routed
+	}
+	re, ok := err.(*proxy.RouteError)
+	if !ok {
+		tb.Fatalf("Classify returned %T, want *proxy.RouteError: %v", err, err)
+	}
+	switch {
+	case re.Status == http.StatusBadRequest && strings.Contains(re.Message, "is not clean"):
+		return unclean
+	case re.Status == http.StatusBadRequest && strings.HasPrefix(re.Message, "client version "):
+		return badVer
+	case re.Status == http.StatusBadRequest && strings.HasPrefix(re.Message, "invalid query string"):
+		return badQuery
+	case re.Status == http.StatusNotFound && re.Message == "page not found":
+		return notFound
+	case re.Status == http.StatusMethodNotAllowed:
+		return noMethod
+	}
+	tb.Fatalf("unexpected refusal %d %q", re.Status, re.Message)
+	return ""
+}
+
+// pathTricks are requests a proxy might read differently from dockerd, with
+// how dockerd routes them. Those marked live were checked against dockerd
+// 20.10 (API 1.41) with curl --path-as-is.
+var pathTricks = []struct {
+	method, target string
+	want           string // outcome
+	name           string
+	vars           vars
+	version        string
+	message        string // for refusals, when it matters
+}{
+	// Percent-decoded matching: an encoded letter reaches the route it spells
+	// (live: 200 []), an encoded "/" splits segments (live: "No such
+	// container: a/b").
+	{"GET", "/v1.41/containers/%6Aso%6E", routed, "container.list", nil, "1.41", ""},
+	{"GET", "/v1.41/containers/a%2Fb/json", routed, "container.inspect", vars{"name": "a/b"}, "1.41", ""},
+	{"POST", "/v1.41/containers/nonexist%2Fx/start", routed, "container.start", vars{"name": "nonexist/x"}, "1.41", ""},
+	{"GET", "/%761.41/containers/json", routed, "container.list", nil, "1.41", ""},
+	{"GET", "/v1%2E41/containers/json", routed, "container.list", nil, "1.41", ""},
+	{"GET", "/containers/%C3%A9/json", routed, "container.inspect", vars{"name": "é"}, "", ""},
+	{"POST", "/v1.41/exec/%61%62/start", routed, "exec.start", vars{"name": "ab"}, "1.41", ""},
+	// {name:.*} takes slashes, and mux takes the first registered route.
+	{"GET", "/containers/a/b/json", routed, "container.inspect", vars{"name": "a/b"}, "", ""},
+	{"GET", "/containers/json/json", routed, "container.inspect", vars{"name": "json"}, "", ""},
+	{"DELETE", "/containers/create", routed, "container.delete", vars{"name": "create"}, "", ""},
+	{"DELETE", "/containers/json", routed, "container.delete", vars{"name": "json"}, "", ""},
+	{"DELETE", "/containers/json/", routed, "container.delete", vars{"name": "json/"}, "", ""},
+	{"POST", "/containers/prune/start", routed, "container.start", vars{"name": "prune"}, "", ""},
+	{"POST", "/containers/create/start", routed, "container.start", vars{"name": "create"}, "", ""},
+	{"GET", "/containers/x/start/json", routed, "container.inspect", vars{"name": "x/start"}, "", ""},
+	{"GET", "/containers/x/checkpoints", routed, "checkpoint.list", vars{"name": "x"}, "", ""},
+	{"DELETE", "/containers/x/checkpoints/cp", routed, "checkpoint.delete", vars{"name": "x", "checkpoint": "cp"}, "", ""},
+	{"DELETE", "/containers/a/b/checkpoints/cp", routed, "container.delete", vars{"name": "a/b/checkpoints/cp"}, "", ""},
+	{"POST", "/images/reg.io:5000/a/b/push", routed, "image.push", vars{"name": "reg.io:5000/a/b"}, "", ""},
+	{"GET", "/images/x/push/json", routed, "image.inspect", vars{"name": "x/push"}, "", ""},
+	{"POST", "/images/x/json/push", routed, "image.push", vars{"name": "x/json"}, "", ""},
+	{"GET", "/images/get/get", routed, "image.get", vars{"name": "get"}, "", ""},
+	{"GET", "/images/json/json", routed, "image.inspect", vars{"name": "json"}, "", ""},
+	{"DELETE", "/images/sha256:abc", routed, "image.delete", vars{"name": "sha256:abc"}, "", ""},
+	{"GET", "/networks/a/b", routed, "network.inspect", vars{"id": "a/b"}, "", ""},
+	{"GET", "/networks/create", routed, "network.inspect", vars{"id": "create"}, "", ""},
+	{"DELETE", "/networks/", routed, "network.delete", vars{"id": ""}, "", ""},
+	{"GET", "/volumes/", routed, "volume.inspect", vars{"name": ""}, "", ""},
+	{"GET", "/volumes/create", routed, "volume.inspect", vars{"name": "create"}, "", ""},
+	{"GET", "/debug/pprof/heap", routed, "debug.pprof.lookup", vars{"name": "heap"}, "", ""},
+	{"GET", "/v1.41/containers/abc./json", routed, "container.inspect", vars{"name": "abc."}, "1.41", ""},
+	// A newline: mux's ".*" does not match it, "[^/]+" does.
+	{"GET", "/v1.41/containers/a%0Ab/json", notFound, "", nil, "", ""},
+	{"GET", "/services/a%0Ab", routed, "service.inspect", vars{"id": "a\nb"}, "", ""},
+	// Not clean once decoded: dockerd answers 301 (live), the proxy 400.
+	{"GET", "/v1.41/containers//json", unclean, "", nil, "", `request path "/v1.41/containers//json" is not clean (dockerd would redirect it to "/v1.41/containers/json"); send the clean path`},
+	{"GET", "/v1.41/containers/./json", unclean, "", nil, "", ""},
+	{"GET", "/v1.41/containers/x/../json", unclean, "", nil, "", ""},
+	{"GET", "/v1.41/containers/%2e%2e/json", unclean, "", nil, "", ""},
+	{"GET", "/v1.41/containers/a%2F%2Fb/json", unclean, "", nil, "", ""},
+	{"GET", "/v1.41/containers/a%2F..%2Fjson", unclean, "", nil, "", ""},
+	{"GET", "//v1.41/networks", unclean, "", nil, "", ""},
+	{"GET", "/v1.41/containers/json/.", unclean, "", nil, "", ""},
+	{"GET", "/..", unclean, "", nil, "", ""},
+	{"OPTIONS", "*", unclean, "", nil, "", ""},
+	// Version prefixes, compared part by part as integers.
+	{"GET", "/v1.41.0/containers/json", routed, "container.list", nil, "1.41.0", ""},
+	{"GET", "/v01.41/containers/json", routed, "container.list", nil, "01.41", ""},
+	{"GET", "/v0001.0024/containers/json", routed, "container.list", nil, "0001.0024", ""},
+	{"GET", "/v1.51/containers/json", routed, "container.list", nil, "1.51", ""},
+	{"GET", "/v1.24/_ping", routed, "system.ping", nil, "1.24", ""},
+	{"GET", "/v1/containers/json", badVer, "", nil, "", "client version 1 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"},
+	{"GET", "/v./containers/json", badVer, "", nil, "", "client version . is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"},
+	{"GET", "/v1.12/containers/json", badVer, "", nil, "", "client version 1.12 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version"},
+	{"GET", "/v1.23.99/containers/json", badVer, "", nil, "", ""},
+	{"GET", "/v1..41/containers/json", badVer, "", nil, "", ""},
+	{"GET", "/v1.52/containers/json", badVer, "", nil, "", "client version 1.52 is too new. Maximum supported API version is 1.51"},
+	{"GET", "/v1.51.1/containers/json", badVer, "", nil, "", "client version 1.51.1 is too new. Maximum supported API version is 1.51"},
+	{"GET", "/v2/containers/json", badVer, "", nil, "", ""},
+	{"GET", "/v1.99999999999999999999/containers/json", badVer, "", nil, "", ""},
+	{"GET", "/v1.x/containers/json", notFound, "", nil, "", ""},
+	{"GET", "/v/containers/json", notFound, "", nil, "", ""},
+	{"GET", "/V1.41/containers/json", notFound, "", nil, "", ""},
+	{"GET", "/v1.41", notFound, "", nil, "", ""},
+	{"GET", "/v1.41/", notFound, "", nil, "", ""},
+	// dockerd checks the version only once a route matched.
+	{"GET", "/v1.12/nothing", notFound, "", nil, "", ""},
+	// Unknown routes.
+	{"GET", "/nothing", notFound, "", nil, "", ""},
+	{"GET", "/", notFound, "", nil, "", ""},
+	// DELETE /containers/{name:.*} serves every path under /containers/, so
+	// these are "method not allowed" to the proxy (404 from dockerd).
+	{"GET", "/containers/json/", noMethod, "", nil, "", ""},
+	{"GET", "/v1.41/containers/json.", noMethod, "", nil, "", ""},
+	{"POST", "/v1.41/containers/x/copy", noMethod, "", nil, "", ""},
+	{"GET", "/containers", notFound, "", nil, "", ""},
+	{"GET", "/debug/pprof/a/b", notFound, "", nil, "", ""},
+	{"POST", "/v1.41/images/x/copy", noMethod, "", nil, "", ""},
+	{"POST", "/v1.41/plugins", noMethod, "", nil, "", ""},
+	{"PUT", "/v1.41/swarm", noMethod, "", nil, "", ""},
+	// Methods dockerd does not serve on a known path (dockerd: 404).
+	{"PATCH", "/v1.41/containers/json", noMethod, "", nil, "", "page not found: dockerd serves no PATCH route for /v1.41/containers/json"},
+	{"HEAD", "/v1.41/containers/json", noMethod, "", nil, "", ""},
+	{"get", "/_ping", noMethod, "", nil, "", ""},
+	{"POST", "/containers/x/attach/ws", noMethod, "", nil, "", ""},
+	{"PUT", "/containers/x/json", noMethod, "", nil, "", ""},
+	{"POST", "/volumes/x", noMethod, "", nil, "", ""},
+	// HEAD is served on /_ping and the archive only.
+	{"HEAD", "/_ping", routed, "system.ping", nil, "", ""},
+	{"HEAD", "/v1.41/_ping", routed, "system.ping", nil, "1.41", ""},
+	{"HEAD", "/containers/x/archive", routed, "container.archive.head", vars{"name": "x"}, "", ""},
+	// OPTIONS is served on every path, its version checked.
+	{"OPTIONS", "/v1.41/whatever", routed, "system.options", vars{"anyroute": "whatever"}, "1.41", ""},
+	{"OPTIONS", "/v1.11/whatever", badVer, "", nil, "", ""},
+	{"OPTIONS", "/v1.x/foo", routed, "system.options", vars{"anyroute": "v1.x/foo"}, "", ""},
+	{"OPTIONS", "/", routed, "system.options", vars{"anyroute": ""}, "", ""},
+	{"OPTIONS", "/containers/json", routed, "system.options", vars{"anyroute": "containers/json"}, "", ""},
+	// Queries.
+	{"GET", "/containers/json?a=%zz", badQuery, "", nil, "", ""},
+	{"GET", "/containers/json?all=1;size=1", badQuery, "", nil, "", ""},
+}
+
+func TestPathTricks(t *testing.T) {
+	r := New(Config{})
+	for _, tc := range pathTricks {
+		op, err := r.Classify(newRequest(t, tc.method, tc.target))
+		got := outcome(t, err)
+		if got != tc.want {
+			t.Errorf("%s %s: %s (%v, %v), want %s", tc.method, tc.target, got, op.Name, err, tc.want)
+			continue
+		}
+		if tc.message != "" && (err == nil || err.Error() != tc.message) {
+			t.Errorf("%s %s: message %v, want %q", tc.method, tc.target, err, tc.message)
+		}
+		if got != routed {
+			continue
+		}
+		if op.Name != tc.name || !maps.Equal(op.Vars, tc.vars) || op.APIVersion != tc.version {
+			t.Errorf("%s %s = %s %v %q, want %s %v %q", tc.method, tc.target, op.Name, op.Vars, op.APIVersion, tc.name, tc.vars, tc.version)
+		}
+		if op.Path != strings.SplitN(tc.target, "?", 2)[0] {
+			t.Errorf("%s %s: Path %q is not the path as sent", tc.method, tc.target, op.Path)
+		}
+	}
+}
+
+func TestQueryKeepsEveryValue(t *testing.T) {
+	r := New(Config{})
+	op, err := r.Classify(newRequest(t, "GET", "/v1.41/containers/json?all=1&all=0&filters=%7B%22label%22%3A%5B%22a%22%5D%7D"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := op.Query["all"]; len(got) != 2 || got[0] != "1" || got[1] != "0" {
+		t.Errorf("all = %q, want [1 0]", got)
+	}
+	if got := op.Query.Get("filters"); got != `{"label":["a"]}` {
+		t.Errorf("filters = %q", got)
+	}
+	op, err = r.Classify(newRequest(t, "GET", "/v1.41/containers/json"))
+	if err != nil || op.Query != nil {
+		t.Errorf("no query: Query %v, err %v", op.Query, err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	want := map[string][3]bool{ // JudgeBody, Hijack, Stream
+		"container.create":      {true, false, false},
+		"container.start":       {true, false, false},
+		"container.update":      {true, false, false},
+		"container.commit":      {true, false, false},
+		"exec.create":           {true, false, false},
+		"exec.start":            {true, true, true},
+		"network.create":        {true, false, false},
+		"network.connect":       {true, false, false},
+		"network.disconnect":    {true, false, false},
+		"volume.create":         {true, false, false},
+		"volume.update":         {true, false, false},
+		"service.create":        {true, false, false},
+		"service.update":        {true, false, false},
+		"secret.create":         {true, false, false},
+		"config.update":         {true, false, false},
+		"swarm.init":            {true, false, false},
+		"plugin.set":            {true, false, false},
+		"container.attach":      {false, true, true},
+		"container.attach.ws":   {false, true, true},
+		"session":               {false, true, true},
+		"grpc":                  {false, true, true},
+		"image.build":           {false, false, true},
+		"image.create":          {false, false, true},
+		"image.load":            {false, false, true},
+		"image.push":            {false, false, true},
+		"image.get":             {false, false, true},
+		"container.logs":        {false, false, true},
+		"container.stats":       {false, false, true},
+		"container.wait":        {false, false, true},
+		"container.export":      {false, false, true},
+		"container.archive.get": {false, false, true},
+		"system.events":         {false, false, true},
+		"container.archive.put": {false, false, false},
+		"container.list":        {false, false, false},
+		"plugin.create":         {false, false, false},
+	}
+	seen := map[string]bool{}
+	for _, s := range Operations() {
+		w, ok := want[s.Name]
+		if !ok {
+			continue
+		}
+		seen[s.Name] = true
+		if got := [3]bool{s.JudgeBody, s.Hijack, s.Stream}; got != w {
+			t.Errorf("%s: JudgeBody/Hijack/Stream = %v, want %v", s.Name, got, w)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("operation %s is missing from the table", name)
+		}
+	}
+}
+
+func TestOperationNames(t *testing.T) {
+	names := OperationNames()
+	seen := map[string]bool{}
+	valid := regexp.MustCompile(`^[a-z]+(\.[a-z]+)*$`)
+	for _, n := range names {
+		if seen[n] {
+			t.Errorf("%s listed twice", n)
+		}
+		seen[n] = true
+		if !valid.MatchString(n) {
+			t.Errorf("operation name %q is not <group>.<action>", n)
+		}
+	}
+	for _, n := range []string{"container.create", "system.ping", "image.build", "session", "grpc", "checkpoint.delete"} {
+		if !seen[n] {
+			t.Errorf("%s missing", n)
+		}
+	}
+	// Operations returns a copy.
+	ops := Operations()
+	ops[0].Name = "changed"
+	if Operations()[0].Name == "changed" {
+		t.Error("Operations shares its slice with the table")
+	}
+}
+
+// swagger151 is every path and method in the Engine API reference for 1.51
+// (moby v28.5.2 api/swagger.yaml); each must be classified.
+var swagger151 = `GET /containers/json
+POST /containers/create
+GET /containers/{id}/json
+GET /containers/{id}/top
+GET /containers/{id}/logs
+GET /containers/{id}/changes
+GET /containers/{id}/export
+GET /containers/{id}/stats
+POST /containers/{id}/resize
+POST /containers/{id}/start
+POST /containers/{id}/stop
+POST /containers/{id}/restart
+POST /containers/{id}/kill
+POST /containers/{id}/update
+POST /containers/{id}/rename
+POST /containers/{id}/pause
+POST /containers/{id}/unpause
+POST /containers/{id}/attach
+GET /containers/{id}/attach/ws
+POST /containers/{id}/wait
+DELETE /containers/{id}
+HEAD /containers/{id}/archive
+GET /containers/{id}/archive
+PUT /containers/{id}/archive
+POST /containers/prune
+GET /images/json
+POST /build
+POST /build/prune
+POST /images/create
+GET /images/{name}/json
+GET /images/{name}/history
+POST /images/{name}/push
+POST /images/{name}/tag
+DELETE /images/{name}
+GET /images/search
+POST /images/prune
+POST /auth
+GET /info
+GET /version
+GET /_ping
+HEAD /_ping
+POST /commit
+GET /events
+GET /system/df
+GET /images/{name}/get
+GET /images/get
+POST /images/load
+POST /containers/{id}/exec
+POST /exec/{id}/start
+POST /exec/{id}/resize
+GET /exec/{id}/json
+GET /volumes
+POST /volumes/create
+GET /volumes/{name}
+PUT /volumes/{name}
+DELETE /volumes/{name}
+POST /volumes/prune
+GET /networks
+GET /networks/{id}
+DELETE /networks/{id}
+POST /networks/create
+POST /networks/{id}/connect
+POST /networks/{id}/disconnect
+POST /networks/prune
+GET /plugins
+GET /plugins/privileges
+POST /plugins/pull
+GET /plugins/{name}/json
+DELETE /plugins/{name}
+POST /plugins/{name}/enable
+POST /plugins/{name}/disable
+POST /plugins/{name}/upgrade
+POST /plugins/create
+POST /plugins/{name}/push
+POST /plugins/{name}/set
+GET /nodes
+GET /nodes/{id}
+DELETE /nodes/{id}
+POST /nodes/{id}/update
+GET /swarm
+POST /swarm/init
+POST /swarm/join
+POST /swarm/leave
+POST /swarm/update
+GET /swarm/unlockkey
+POST /swarm/unlock
+GET /services
+POST /services/create
+GET /services/{id}
+DELETE /services/{id}
+POST /services/{id}/update
+GET /services/{id}/logs
+GET /tasks
+GET /tasks/{id}
+GET /tasks/{id}/logs
+GET /secrets
+POST /secrets/create
+GET /secrets/{id}
+DELETE /secrets/{id}
+POST /secrets/{id}/update
+GET /configs
+POST /configs/create
+GET /configs/{id}
+DELETE /configs/{id}
+POST /configs/{id}/update
+GET /distribution/{name}/json
+POST /session`
+
+func TestSwaggerRoutesClassified(t *testing.T) {
+	r := New(Config{})
+	for _, line := range strings.Split(swagger151, "\n") {
+		method, tpl, _ := strings.Cut(line, " ")
+		target := "/v1.51" + strings.NewReplacer("{id}", "abc123", "{name}", "reg.io/img:tag").Replace(tpl)
+		op, err := r.Classify(newRequest(t, method, target))
+		if err != nil {
+			t.Errorf("%s: %v", line, err)
+			continue
+		}
+		s := findSpec(t, op)
+		// The documented template and the routed one name the same route.
+		norm := func(p string) string { return templateVar.ReplaceAllString(p, "{}") }
+		if norm(s.Path) != norm(tpl) {
+			t.Errorf("%s: routed to %s %s (%s)", line, s.Method, s.Path, s.Name)
+		}
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.41", "1.41", 0},
+		{"1.41.0", "1.41", 0},
+		{"01.41", "1.41", 0},
+		{"1.9", "1.10", -1},
+		{"1.100", "1.51", 1},
+		{"2", "1.51", 1},
+		{"1", "1.24", -1},
+		{".", "1.24", -1},
+		{"", "0", 0},
+		{"1..41", "1.0.41", 0},
+		{"1.41.", "1.41", 0},
+		{"1.99999999999999999999", "1.51", 1},
+		{"1.a", "1.0", 0},
+	} {
+		if got := CompareVersions(tc.a, tc.b); got != tc.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+		if got := CompareVersions(tc.b, tc.a); got != -tc.want {
+			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.b, tc.a, got, -tc.want)
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg Config
+		ok  bool
+	}{
+		{Config{}, true},
+		{Config{MinAPIVersion: "1.12", MaxAPIVersion: "1.41"}, true},
+		{Config{MinAPIVersion: "1.41", MaxAPIVersion: "1.41"}, true},
+		{Config{MinAPIVersion: "1.52"}, false},
+		{Config{MaxAPIVersion: "1.x"}, false},
+		{Config{MinAPIVersion: "1..2"}, false},
+		{Config{MaxAPIVersion: "v1.41"}, false},
+	} {
+		err := tc.cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%+v: Validate() = %v, want ok=%v", tc.cfg, err, tc.ok)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("New accepted a minimum above the maximum")
+		}
+	}()
+	New(Config{MinAPIVersion: "1.45", MaxAPIVersion: "1.44"})
+}
+
+func TestConfiguredBounds(t *testing.T) {
+	r := New(Config{MinAPIVersion: "1.12", MaxAPIVersion: "1.41"})
+	for target, want := range map[string]string{
+		"/v1.12/containers/json": routed,
+		"/v1.11/containers/json": badVer,
+		"/v1.41/containers/json": routed,
+		"/v1.42/containers/json": badVer,
+		"/containers/json":       routed,
+	} {
+		_, err := r.Classify(newRequest(t, "GET", target))
+		if got := outcome(t, err); got != want {
+			t.Errorf("%s: %s (%v), want %s", target, got, err, want)
+		}
+	}
+}
+
+var benchTargets = []struct{ method, target string }{
+	{"GET", "/v1.41/containers/json?all=1"},
+	{"POST", "/v1.41/containers/create?name=sp-bench"},
+	{"POST", "/v1.41/containers/0123456789abcdef/start"},
+	{"GET", "/v1.41/containers/0123456789abcdef/json"},
+	{"POST", "/v1.41/exec/0123456789abcdef/start"},
+	{"HEAD", "/_ping"},
+	{"GET", "/v1.41/images/docker.io/library/busybox:latest/json"},
+	{"POST", "/v1.41/networks/net1/connect"},
+}
+
+func BenchmarkClassify(b *testing.B) {
+	r := New(Config{})
+	reqs := make([]*http.Request, len(benchTargets))
+	for i, bt := range benchTargets {
+		reqs[i] = newRequest(b, bt.method, bt.target)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := r.Classify(reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClassifyRefused(b *testing.B) {
+	r := New(Config{})
+	reqs := []*http.Request{
+		newRequest(b, "GET", "/v1.41/nothing/at/all"),
+		newRequest(b, "PATCH", "/v1.41/containers/abc/json"),
+		newRequest(b, "GET", "/v1.41/containers//json"),
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := r.Classify(reqs[i%len(reqs)]); err == nil {
+			b.Fatal("classified a request dockerd does not route")
+		}
+	}
+}
