@@ -34,8 +34,8 @@ flags:
 	}
 	fs.StringVar(&cfg.Direct, "direct", "/var/run/docker.sock", "the Docker daemon's socket")
 	fs.StringVar(&cfg.Proxied, "proxied", "", "the proxy's socket, in front of the same daemon (required)")
-	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "interleaved rounds per metric")
-	fs.IntVar(&cfg.Iterations, "iterations", cfg.Iterations, "sequential /_ping samples per side (list/inspect take a fifth, create a fiftieth)")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "transfers per side for logs, archive and exec (latencies alternate sides every few samples)")
+	fs.IntVar(&cfg.Iterations, "iterations", cfg.Iterations, "sequential /_ping samples per side (list/inspect take a fifth, create a twenty-fifth)")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time per side for the concurrent /_ping run")
 	fs.IntVar(&cfg.Concurrency, "clients", cfg.Concurrency, "concurrent clients for the requests/s run")
 	fs.IntVar(&cfg.LogMiB, "log-mib", cfg.LogMiB, "MiB of log lines to download")

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -37,9 +38,14 @@ type Config struct {
 	Direct  string // the daemon's socket, e.g. /var/run/docker.sock
 	Proxied string // the proxy's socket in front of the same daemon
 
-	Rounds      int           // interleaved rounds per metric, alternating which side goes first
-	Iterations  int           // sequential /_ping samples per side; list, inspect and create take fewer
-	Duration    time.Duration // per side, for the concurrent /_ping run, split over Rounds
+	// Rounds is the number of transfers per side for logs, archive and exec,
+	// alternating which side goes first; the requests/s run uses twice as
+	// many windows. Latency metrics alternate every few samples instead.
+	Rounds int
+	// Iterations is the number of sequential /_ping samples per side; list
+	// and inspect take a fifth as many, create a twenty-fifth.
+	Iterations  int
+	Duration    time.Duration // per side, for the concurrent /_ping run
 	Concurrency int           // concurrent clients for the requests/s run
 
 	LogMiB      int // bytes of log lines the log container writes
@@ -205,7 +211,11 @@ type Report struct {
 	Started    time.Time     `json:"started"`
 	Elapsed    time.Duration `json:"elapsed_ns"`
 	Rounds     int           `json:"rounds"`
-	Metrics    []Metric      `json:"metrics"`
+	// LoadBefore and LoadAfter are /proc/loadavg at both ends of the run:
+	// ratios from a busy machine are noisier.
+	LoadBefore string   `json:"load_before"`
+	LoadAfter  string   `json:"load_after"`
+	Metrics    []Metric `json:"metrics"`
 }
 
 // Metric returns the metric with the given name, or nil.
@@ -242,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer b.sides[0].close()
 	defer b.sides[1].close()
 
-	rep := &Report{Direct: cfg.Direct, Proxied: cfg.Proxied, Started: time.Now(), Rounds: cfg.Rounds}
+	rep := &Report{Direct: cfg.Direct, Proxied: cfg.Proxied, Started: time.Now(), Rounds: cfg.Rounds, LoadBefore: loadAverage()}
 	if err := b.preflight(ctx); err != nil {
 		return nil, err
 	}
@@ -288,7 +298,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Elapsed = time.Since(rep.Started)
+	rep.LoadAfter = loadAverage()
 	return rep, nil
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages, or "" off Linux.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // bencher holds the state of one run.

@@ -17,11 +17,6 @@ import (
 	"time"
 )
 
-// perRound splits total samples over rounds, at least one per round.
-func perRound(total, rounds int) int {
-	return max((total+rounds-1)/rounds, 1)
-}
-
 // warm sends a few pings on both sides so that the first timed sample does
 // not pay for dialing.
 func (b *bencher) warm(ctx context.Context) error {
@@ -38,15 +33,18 @@ func (b *bencher) warm(ctx context.Context) error {
 	return nil
 }
 
-// latency takes perSide sequential samples of call on each side, interleaved.
-func (b *bencher) latency(ctx context.Context, perSide int, call func(ctx context.Context, s *side) (time.Duration, error)) ([2][]time.Duration, error) {
+// latency takes perSide sequential samples of call on each side, switching
+// sides every chunk samples (ABBA): short chunks keep a burst of load from
+// other processes from landing on one side only.
+func (b *bencher) latency(ctx context.Context, perSide, chunk int, call func(ctx context.Context, s *side) (time.Duration, error)) ([2][]time.Duration, error) {
 	var samples [2][]time.Duration
 	if err := b.warm(ctx); err != nil {
 		return samples, err
 	}
-	per := perRound(perSide, b.cfg.Rounds)
-	err := b.interleave(ctx, b.cfg.Rounds, func(ctx context.Context, _, i int) error {
-		for range per {
+	chunk = max(chunk, 1)
+	rounds := (perSide + chunk - 1) / chunk
+	err := b.interleave(ctx, rounds, func(ctx context.Context, _, i int) error {
+		for range chunk {
 			cctx, cancel := b.callCtx(ctx)
 			d, err := call(cctx, b.sides[i])
 			cancel()
@@ -68,18 +66,18 @@ func getLatency(path func(s *side) string) func(ctx context.Context, s *side) (t
 }
 
 func (b *bencher) measurePing(ctx context.Context) []Metric {
-	samples, err := b.latency(ctx, b.cfg.Iterations, getLatency(func(*side) string { return "/_ping" }))
+	samples, err := b.latency(ctx, b.cfg.Iterations, 20, getLatency(func(*side) string { return "/_ping" }))
 	return latencyMetrics("ping", samples, err, 50, 99)
 }
 
 func (b *bencher) measureList(ctx context.Context) []Metric {
-	samples, err := b.latency(ctx, max(b.cfg.Iterations/5, b.cfg.Rounds),
+	samples, err := b.latency(ctx, max(b.cfg.Iterations/5, 1), 10,
 		getLatency(func(s *side) string { return s.api + "/containers/json" }))
 	return latencyMetrics("list", samples, err, 50)
 }
 
 func (b *bencher) measureInspect(ctx context.Context) []Metric {
-	samples, err := b.latency(ctx, max(b.cfg.Iterations/5, b.cfg.Rounds),
+	samples, err := b.latency(ctx, max(b.cfg.Iterations/5, 1), 10,
 		getLatency(func(s *side) string { return s.api + "/containers/" + b.idle + "/json" }))
 	return latencyMetrics("inspect", samples, err, 50)
 }
@@ -87,7 +85,9 @@ func (b *bencher) measureInspect(ctx context.Context) []Metric {
 // measureCreate times POST /containers/create with a hardened body; every
 // container is removed through the direct socket, untimed.
 func (b *bencher) measureCreate(ctx context.Context) []Metric {
-	samples, err := b.latency(ctx, max(b.cfg.Iterations/50, b.cfg.Rounds), func(ctx context.Context, s *side) (time.Duration, error) {
+	// One sample per turn: a create takes tens of milliseconds and the target
+	// (3%) is finer than the drift of a shared machine over a few seconds.
+	samples, err := b.latency(ctx, max(b.cfg.Iterations/25, 2), 1, func(ctx context.Context, s *side) (time.Duration, error) {
 		ports, err := freePorts(2)
 		if err != nil {
 			return 0, err
@@ -126,10 +126,11 @@ func (b *bencher) measureCreate(ctx context.Context) []Metric {
 // window per round and side.
 func (b *bencher) measureRPS(ctx context.Context) []Metric {
 	name := fmt.Sprintf("ping req/s %d clients", b.cfg.Concurrency)
-	window := max(b.cfg.Duration/time.Duration(b.cfg.Rounds), 10*time.Millisecond)
+	rounds := 2 * b.cfg.Rounds // short windows, so load bursts hit both sides
+	window := max(b.cfg.Duration/time.Duration(rounds), 10*time.Millisecond)
 	var count [2]int64
 	var spent [2]time.Duration
-	var rounds [2]int
+	var done [2]int
 	err := b.warm(ctx)
 	if err == nil {
 		// Fill both keep-alive pools before timing.
@@ -140,15 +141,15 @@ func (b *bencher) measureRPS(ctx context.Context) []Metric {
 		}
 	}
 	if err == nil {
-		err = b.interleave(ctx, b.cfg.Rounds, func(ctx context.Context, _, i int) error {
+		err = b.interleave(ctx, rounds, func(ctx context.Context, _, i int) error {
 			n, d, err := b.burst(ctx, b.sides[i], window)
 			count[i] += n
 			spent[i] += d
-			rounds[i]++
+			done[i]++
 			return err
 		})
 	}
-	m := Metric{Name: name, Unit: "req/s", Samples: min(rounds[0], rounds[1])}
+	m := Metric{Name: name, Unit: "req/s", Samples: min(done[0], done[1])}
 	if err != nil {
 		m.Error = err.Error()
 		return []Metric{m}

@@ -11,8 +11,8 @@ import (
 
 // WriteText writes the report as an aligned table, then the errors and notes.
 func (r *Report) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "sockproxy bench: direct %s vs proxied %s (API %s, %d interleaved rounds, %s)\n\n",
-		r.Direct, r.Proxied, r.APIVersion, r.Rounds, r.Elapsed.Round(time.Second))
+	fmt.Fprintf(w, "sockproxy bench: direct %s vs proxied %s (API %s, %d rounds, %s, load %s -> %s)\n\n",
+		r.Direct, r.Proxied, r.APIVersion, r.Rounds, r.Elapsed.Round(time.Second), r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\tunit\tdirect\tproxied\tproxied/direct\ttarget\tverdict\t")
 	for _, m := range r.Metrics {
