@@ -1,0 +1,270 @@
+// Package policy judges classified requests with Rego: the built-in library
+// in rego/ (configured by data) plus the user's modules, compiled into
+// immutable revisions and evaluated once per request. It fails closed:
+// an undefined result, an evaluation error or a timeout refuses.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"github.com/sockproxy/sockproxy/policy/input"
+	"github.com/sockproxy/sockproxy/proxy"
+)
+
+// DefaultEvalTimeout bounds one evaluation when Options.EvalTimeout is 0.
+const DefaultEvalTimeout = time.Second
+
+// Builder turns a classified request into the policy input and the canonical
+// body to forward (nil when there is none). An error means the body cannot
+// be read the way dockerd reads it: the request is refused with 400.
+type Builder func(ctx context.Context, req *proxy.Request) (*input.Input, []byte, error)
+
+// Options configure an Engine.
+type Options struct {
+	// Dirs and Data are the policy source (see Source).
+	Dirs []string
+	Data map[string]any
+	// EvalTimeout bounds one evaluation (DefaultEvalTimeout when 0).
+	EvalTimeout time.Duration
+	// DryRun allows what the policy refuses, keeping the reasons in the
+	// decision and its facts, to learn what an application needs.
+	DryRun bool
+	// Build makes the policy input; nil means input.Build (see build.go).
+	Build Builder
+	// Logger receives policy loads and warnings (slog.Default() when nil).
+	Logger *slog.Logger
+}
+
+// Engine is a proxy.Decider backed by a swappable policy revision.
+type Engine struct {
+	timeout time.Duration
+	dryRun  bool
+	build   Builder
+	source  Source
+	log     *slog.Logger
+	rev     atomic.Pointer[Revision]
+}
+
+var _ proxy.Decider = (*Engine)(nil)
+
+// NewEngine compiles the policy of opts and returns an engine ready to
+// decide. It fails when a module does not compile (the error names
+// file:line) or the library's data is invalid.
+func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.EvalTimeout < 0 {
+		return nil, fmt.Errorf("policy eval timeout %s: must be positive", opts.EvalTimeout)
+	}
+	e := &Engine{
+		timeout: opts.EvalTimeout,
+		dryRun:  opts.DryRun,
+		build:   opts.Build,
+		source:  Source{Dirs: opts.Dirs, Data: opts.Data},
+		log:     opts.Logger,
+	}
+	if e.timeout == 0 {
+		e.timeout = DefaultEvalTimeout
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.build == nil {
+		e.build = defaultBuilder(opts)
+	}
+	if _, err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload compiles the engine's source again (modules and data files are
+// re-read) and swaps the new revision in; on error the current revision
+// stays in force.
+func (e *Engine) Reload(ctx context.Context) (*Revision, error) {
+	rev, err := Compile(ctx, e.source)
+	if err != nil {
+		return nil, err
+	}
+	old := e.rev.Swap(rev)
+	if old == nil || old.Hash != rev.Hash {
+		e.log.Info("policy loaded", "revision", rev.ID, "modules", len(rev.Modules), "mount_roots", len(rev.Library.MountRoots))
+	}
+	return rev, nil
+}
+
+// Revision returns the revision in force.
+func (e *Engine) Revision() *Revision { return e.rev.Load() }
+
+// Swap puts rev in force (for callers that compile revisions themselves).
+func (e *Engine) Swap(rev *Revision) { e.rev.Store(rev) }
+
+// Result is the outcome of one evaluation.
+type Result struct {
+	// Allow is true only when the evaluation succeeded and deny is empty.
+	Allow bool
+	// Deny are the refusal messages, sorted.
+	Deny []string
+	// Warn are the warning messages, sorted: logged and audited, not refused.
+	Warn []string
+	// Failure explains an evaluation that did not produce a verdict
+	// (error, timeout, undefined result); Allow is false then.
+	Failure string
+	// Revision is the ID of the revision that evaluated.
+	Revision string
+}
+
+// Reasons are the messages that explain a refusal: the failure, or the
+// deny messages.
+func (r Result) Reasons() []string {
+	if r.Failure != "" {
+		return []string{r.Failure}
+	}
+	return r.Deny
+}
+
+// Evaluate judges in with the engine's revision in force. body is the
+// canonical JSON of in.Body when the caller has it (nil otherwise).
+func (e *Engine) Evaluate(ctx context.Context, in *input.Input, body []byte) Result {
+	return e.rev.Load().Evaluate(ctx, in, body, e.timeout)
+}
+
+// Evaluate judges in with this revision; timeout bounds the evaluation
+// (none when 0).
+func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, timeout time.Duration) Result {
+	res := Result{Revision: r.ID}
+	val, err := inputValue(in, body)
+	if err != nil {
+		res.Failure = fmt.Sprintf("policy input could not be built (%v): refused", err)
+		return res
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	rs, err := r.query.Eval(ctx, rego.EvalParsedInput(val))
+	switch {
+	case err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || isCancel(err)):
+		res.Failure = fmt.Sprintf("policy evaluation timed out after %s: refused (fail closed)", timeout)
+		return res
+	case err != nil:
+		res.Failure = fmt.Sprintf("policy evaluation failed (%v): refused (fail closed)", err)
+		return res
+	case len(rs) == 0:
+		res.Failure = "policy result is undefined (data.sockproxy.deny or warn is not defined): refused (fail closed)"
+		return res
+	case len(rs) > 1:
+		res.Failure = "policy result is ambiguous (more than one result for data.sockproxy.deny): refused (fail closed)"
+		return res
+	}
+	deny, derr := messages(rs[0].Bindings["deny"])
+	warn, werr := messages(rs[0].Bindings["warn"])
+	if derr != nil || werr != nil {
+		res.Failure = fmt.Sprintf("policy result is malformed (%v): refused (fail closed)", errors.Join(derr, werr))
+		return res
+	}
+	res.Deny, res.Warn = deny, warn
+	res.Allow = len(deny) == 0
+	return res
+}
+
+func isCancel(err error) bool {
+	var te *topdown.Error
+	return errors.As(err, &te) && te.Code == topdown.CancelErr
+}
+
+// messages turns a set of messages (rendered by OPA as a list) into sorted
+// strings; a message that is not a string is shown as its JSON.
+func messages(v any) ([]string, error) {
+	if v == nil {
+		return nil, errors.New("not defined")
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("a set of messages was expected, got %T", v)
+	}
+	out := make([]string, 0, len(list))
+	for _, m := range list {
+		if s, ok := m.(string); ok {
+			out = append(out, s)
+			continue
+		}
+		raw, err := json.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, string(raw))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Message renders refusal reasons the way clients show them, on one line:
+// "sockproxy: <reason>; <reason>". The proxy puts it in {"message": ...}.
+func Message(reasons []string) string {
+	if len(reasons) == 0 {
+		return "sockproxy: refused"
+	}
+	return "sockproxy: " + strings.Join(reasons, "; ")
+}
+
+// Decide builds the policy input for req, evaluates it and returns the
+// verdict; Body is the canonical body to forward.
+func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision {
+	rev := e.rev.Load()
+	in, body, err := e.build(ctx, req)
+	if err != nil {
+		return proxy.Decision{
+			Allow:    false,
+			Status:   inputErrorStatus(err),
+			Reasons:  []string{err.Error()},
+			Revision: rev.ID,
+		}
+	}
+	res := rev.Evaluate(ctx, in, body, e.timeout)
+	d := proxy.Decision{
+		Allow:    res.Allow,
+		Body:     body,
+		Facts:    facts(in, res),
+		Revision: res.Revision,
+	}
+	switch {
+	case res.Failure != "":
+		d.Status = http.StatusInternalServerError
+		d.Reasons = []string{res.Failure}
+		e.log.Error("policy evaluation failed", "request", req.ID, "operation", in.Operation, "revision", rev.ID, "reason", res.Failure)
+	case !res.Allow:
+		d.Status = http.StatusForbidden
+		d.Reasons = res.Deny
+	}
+	if len(res.Warn) > 0 {
+		e.log.Warn("policy warning", "request", req.ID, "operation", in.Operation, "warnings", res.Warn)
+	}
+	if e.dryRun && !d.Allow && res.Failure == "" {
+		d.Allow, d.Status = true, 0
+		d.Facts["dry_run_refused"] = true
+	}
+	return d
+}
+
+// inputErrorStatus is the HTTP status for a request whose input could not
+// be built: the input package may say (an error with a Status method);
+// otherwise the body is at fault (400).
+func inputErrorStatus(err error) int {
+	var st interface{ HTTPStatus() int }
+	if errors.As(err, &st) && st.HTTPStatus() != 0 {
+		return st.HTTPStatus()
+	}
+	return http.StatusBadRequest
+}

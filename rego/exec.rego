@@ -1,0 +1,17 @@
+# Rules for exec.create: the exec'd process gets its own user and privilege,
+# whatever the container was created with.
+package sockproxy.lib.exec
+
+import data.sockproxy.config
+import data.sockproxy.lib.util
+
+deny contains "exec.create without normalized facts (input.exec): refused" if {
+	not input.exec
+}
+
+deny contains "exec privileged is not allowed: it gives the process every capability of the host" if {
+	input.exec.privileged
+	not config.allow_privileged
+}
+
+deny contains msg if some msg in util.user_denials(input.exec.user, "exec user")

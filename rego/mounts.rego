@@ -1,0 +1,157 @@
+# Mount rules of container.create, over input.container.mounts (one entry per
+# mount, whatever field asked for it: Binds, Mounts, VolumesFrom).
+package sockproxy.lib.mounts
+
+import data.sockproxy.config
+import data.sockproxy.lib.util
+
+mount_list := object.get(input, ["container", "mounts"], [])
+
+# --- host paths: binds, and volumes that bind or overlay a host path
+
+deny contains msg if {
+	some m in mount_list
+	m.host_bind
+	not m.path_status == "resolved"
+	not config.allow_unresolved_paths
+	msg := sprintf("mount %s: %s: refused because its real path cannot be judged", [label(m), status_text(m)])
+}
+
+deny contains msg if {
+	some m in mount_list
+	m.host_bind
+	judgeable(m)
+	not best_root(judged_path(m))
+	msg := sprintf("mount %s is not under an allowed root%s", [label(m), via(m)])
+}
+
+deny contains msg if {
+	some m in mount_list
+	m.host_bind
+	judgeable(m)
+	root := best_root(judged_path(m))
+	not mode(m) in root.modes
+	msg := sprintf("mount %s is %s%s but %s allows only %s", [label(m), mode(m), via(m), root.path, util.list_text(root.modes)])
+}
+
+warn contains msg if {
+	some m in mount_list
+	m.host_bind
+	m.path_differs
+	msg := sprintf("mount %s goes through a symlink: judged by its real path %s", [label(m), m.real_path])
+}
+
+warn contains msg if {
+	some m in mount_list
+	m.host_bind
+	m.read_only
+	not m.read_only_recursive
+	msg := sprintf("mount %s is read-only but not recursively: mounts below it stay writable", [label(m)])
+}
+
+judgeable(m) if m.path_status == "resolved"
+
+judgeable(_) if config.allow_unresolved_paths
+
+# A resolved path is judged by where its symlinks really lead; an unresolved
+# one (only with allow_unresolved_paths) by its cleaned path.
+judged_path(m) := m.real_path if m.path_status == "resolved"
+
+judged_path(m) := m.host_path if m.path_status != "resolved"
+
+# The deepest configured root containing p decides, so that a narrower root
+# can restrict a wider one (/home/alice rw, /home/alice/.ssh with no modes).
+best_root(p) := root if {
+	roots := [r | some r in config.mount_roots; util.within(p, r.path)]
+	count(roots) > 0
+	deepest := max([count(r.path) | some r in roots])
+	some root in roots
+	count(root.path) == deepest
+}
+
+mode(m) := "ro" if m.read_only
+
+mode(m) := "rw" if not m.read_only
+
+label(m) := sprintf("%s:%s", [m.host_path, m.target]) if m.type == "bind"
+
+label(m) := sprintf("volume %s:%s (host path %s)", [volume_name(m), m.target, m.host_path]) if m.type != "bind"
+
+via(m) := sprintf(" (it resolves to %s)", [m.real_path]) if m.path_differs
+
+via(m) := "" if not m.path_differs
+
+status_text(m) := "host path does not exist (dockerd would create it as root)" if m.path_status == "missing"
+
+status_text(m) := "host path cannot be resolved by the proxy" if m.path_status != "missing"
+
+volume_name(m) := m.source if m.source != ""
+
+volume_name(m) := "(anonymous)" if m.source == ""
+
+# --- volumes that are not host binds
+
+driver(m) := "local" if m.driver in {"", "local"}
+
+driver(m) := m.driver if not m.driver in {"", "local"}
+
+deny contains msg if {
+	some m in mount_list
+	m.type == "volume"
+	driver(m) != "local"
+	not driver(m) in config.volume_drivers
+	msg := sprintf("volume %s uses driver %s: only local and volume_drivers (%s) allowed", [volume_name(m), driver(m), util.list_text(config.volume_drivers)])
+}
+
+# Local-driver options that mount a device or a network share. tmpfs volumes
+# (type=tmpfs device=tmpfs) are fine.
+deny contains msg if {
+	some m in mount_list
+	m.type == "volume"
+	not m.host_bind
+	driver(m) == "local"
+	device := m.driver_options.device
+	object.get(m.driver_options, "type", "") != "tmpfs"
+	msg := sprintf("volume %s: local driver option device=%s mounts a host device or network share", [volume_name(m), device])
+}
+
+# Options that bind or overlay a host path but were not flagged as a host bind
+# (the normalizer could not tell its host path): refused rather than guessed.
+deny contains msg if {
+	some m in mount_list
+	m.type == "volume"
+	not m.host_bind
+	driver(m) == "local"
+	some opt in split(object.get(m.driver_options, "o", ""), ",")
+	some risky in {"bind", "rbind", "lowerdir=", "upperdir=", "workdir="}
+	startswith(opt, risky)
+	msg := sprintf("volume %s: local driver option o=%s reaches a host path", [volume_name(m), m.driver_options.o])
+}
+
+# --- mount types
+
+deny contains msg if {
+	some m in mount_list
+	not m.type in config.allowed_mount_types
+	msg := sprintf("mount type %s (target %s) is not allowed: allowed_mount_types are %s", [m.type, m.target, util.list_text(config.allowed_mount_types)])
+}
+
+# --- volumes_from copies every mount of another container, host binds included
+
+volumes_from := object.get(input, ["body", "HostConfig", "VolumesFrom"], [])
+
+deny contains msg if {
+	config.volumes_from != "judge"
+	some ref in volumes_from
+	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [ref])
+}
+
+# The normalizer's volumes_from entries, for a body that names none (defence
+# in depth: the facts are what dockerd will mount).
+deny contains msg if {
+	config.volumes_from != "judge"
+	count(volumes_from) == 0
+	some m in mount_list
+	m.origin == "volumes_from"
+	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [m.from_container])
+}

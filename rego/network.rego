@@ -1,0 +1,39 @@
+# Rules for network.connect: a runtime joins its sandbox network after start,
+# so network membership is judged here as well as at create.
+package sockproxy.lib.network
+
+import data.sockproxy.config
+import data.sockproxy.lib.util
+
+# The network as the daemon resolved it (input.target, when the normalizer
+# looked it up), else the reference from the path.
+ref := object.get(input, ["vars", "id"], "")
+
+name := object.get(input, ["target", "name"], ref)
+
+id := object.get(input, ["target", "id"], "")
+
+deny contains "network.connect without a network reference: refused" if ref == ""
+
+deny contains msg if {
+	ref != ""
+	not allowed
+	msg := sprintf("network %s is not allowed: only %s allowed", [text, util.list_text(config.allowed_networks)])
+}
+
+allowed if name in config.allowed_networks
+
+allowed if {
+	id != ""
+	id in config.allowed_networks
+}
+
+# "default" is the bridge network's other name.
+allowed if {
+	name == "bridge"
+	"default" in config.allowed_networks
+}
+
+text := ref if ref == name
+
+text := sprintf("%s (%s)", [ref, name]) if ref != name
