@@ -47,6 +47,7 @@ type LibraryConfig struct {
 	AllowedSysctls             []string          `json:"allowed_sysctls"`
 	AllowedLogDrivers          []string          `json:"allowed_log_drivers"`
 	AllowedImages              []string          `json:"allowed_images"`
+	AllowImageImport           bool              `json:"allow_image_import"`
 	Operations                 map[string]string `json:"operations"`
 }
 

@@ -67,9 +67,12 @@ openhands := {
 
 # deny and warn of the OpenHands create with a JSON patch applied, under the
 # test roots.
-deny(patch) := d if {
+deny(patch) := deny_with_roots(patch, roots)
+
+# An outer `with` on mount_roots is overridden by deny's: use this instead.
+deny_with_roots(patch, mount_roots) := d if {
 	d := data.sockproxy.deny with input as json.patch(openhands, patch)
-		with data.sockproxy.config.mount_roots as roots
+		with data.sockproxy.config.mount_roots as mount_roots
 }
 
 warn(patch) := w if {
@@ -78,6 +81,9 @@ warn(patch) := w if {
 }
 
 set(path, value) := [{"op": "replace", "path": path, "value": value}]
+
+# add creates an object key (set replaces one that exists).
+add(path, value) := [{"op": "add", "path": path, "value": value}]
 
 # an input for operation op with no body and no facts.
 request(op) := {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/format"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"gopkg.in/yaml.v3"
@@ -71,4 +72,22 @@ func parse(t *testing.T, name, text string) *ast.Module {
 		t.Fatalf("%v", err)
 	}
 	return m
+}
+
+// TestRegoFormatted keeps the library in `opa fmt` style, so that diffs
+// stay about meaning.
+func TestRegoFormatted(t *testing.T) {
+	all := Modules()
+	for name, text := range TestModules() {
+		all[name] = text
+	}
+	for name, text := range all {
+		want, err := format.SourceWithOpts(name, []byte(text), format.Opts{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if string(want) != text {
+			t.Errorf("%s is not formatted: run opa fmt -w on it (or format.Source)", name)
+		}
+	}
 }

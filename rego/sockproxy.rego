@@ -12,10 +12,11 @@ package sockproxy
 import data.sockproxy.config
 import data.sockproxy.lib.create
 import data.sockproxy.lib.exec
+import data.sockproxy.lib.image
 import data.sockproxy.lib.network
 
 # The operations the library has rules for: "judge" means nothing for others.
-judged_operations := {"container.create", "exec.create", "network.connect"}
+judged_operations := {"container.create", "exec.create", "network.connect", "image.create"}
 
 action := config.operations[input.operation]
 
@@ -68,4 +69,10 @@ deny contains msg if {
 	input.operation == "network.connect"
 	action == "judge"
 	some msg in network.deny
+}
+
+deny contains msg if {
+	input.operation == "image.create"
+	action == "judge"
+	some msg in image.deny
 }

@@ -31,7 +31,7 @@ user_origin(u) := "" if not u.source in {"image", "container"}
 
 # user_denials are the refusals of the user rules, shared by container.create
 # and exec.create; prefix is "user" or "exec user".
-user_denials(u, prefix) := ((({m | m := root_denial(u, prefix)} | {m | m := unresolved_denial(u, prefix)}) | {m | m := uid_denial(u, prefix)}) | {m | m := gid_denial(u, prefix)})
+user_denials(u, prefix) := (({m | m := root_denial(u, prefix)} | {m | m := unresolved_denial(u, prefix)}) | {m | m := uid_denial(u, prefix)}) | {m | m := gid_denial(u, prefix)}
 
 root_denial(u, prefix) := msg if {
 	data.sockproxy.config.require_non_root
