@@ -2,6 +2,7 @@ package input
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -141,9 +142,9 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 	if err != nil {
 		return nil, nil, err
 	}
-	if in.Body, err = decodeAny(canon); err != nil {
-		return nil, nil, &RequestError{Status: http.StatusInternalServerError, Message: "decoding the canonical body: " + err.Error()}
-	}
+	// The body is the canonical document itself: it marshals to exactly
+	// the bytes forwarded, and is not decoded twice.
+	in.Body = json.RawMessage(canon)
 	n := &normalizer{ctx: ctx, opts: opts, version: in.APIVersion}
 	switch op.Name {
 	case "container.create":

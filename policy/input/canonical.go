@@ -34,9 +34,7 @@ func (e *encoder) value(v reflect.Value) error {
 		return nil
 	}
 	t := v.Type()
-	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
-		(t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
-			(v.CanAddr() && (reflect.PointerTo(t).Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)))) {
+	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface && shapeOf(t).marshaler {
 		return e.marshaler(v)
 	}
 	switch t.Kind() {
@@ -125,8 +123,7 @@ func (e *encoder) structValue(v reflect.Value) error {
 			e.buf = append(e.buf, ',')
 		}
 		first = false
-		e.buf = appendString(e.buf, f.name)
-		e.buf = append(e.buf, ':')
+		e.buf = append(e.buf, f.key...)
 		if err := e.value(fv); err != nil {
 			return err
 		}

@@ -177,7 +177,7 @@ func TestHostPathResolution(t *testing.T) {
 	}
 	must(os.MkdirAll(filepath.Join(root, "home/alice/projects"), 0o755))
 	must(os.MkdirAll(filepath.Join(root, "etc"), 0o755))
-	must(os.Symlink("/etc", filepath.Join(root, "home/alice/link")))         // absolute: inside the host root
+	must(os.Symlink("/etc", filepath.Join(root, "home/alice/link")))             // absolute: inside the host root
 	must(os.Symlink("../alice/projects", filepath.Join(root, "home/alice/rel"))) // relative
 	must(os.Symlink("loop", filepath.Join(root, "home/alice/loop")))
 	h := HostFS{Root: root}

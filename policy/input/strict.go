@@ -1,17 +1,16 @@
 package input
 
 import (
-	"bytes"
 	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Strict decoding. dockerd reads bodies with encoding/json, which matches
@@ -43,10 +42,14 @@ type shape struct {
 	order  []*shapeField          // encoding order
 	elem   *shape                 // map values, list elements
 	typ    reflect.Type
+	// marshaler: encoded by its own MarshalJSON/MarshalText (the canonical
+	// encoder defers to encoding/json for it).
+	marshaler bool
 }
 
 type shapeField struct {
 	name      string
+	key       []byte // `"name":`, pre-encoded for the canonical encoder
 	index     []int
 	omitEmpty bool
 	shape     *shape
@@ -54,7 +57,8 @@ type shapeField struct {
 
 var (
 	shapeMu    sync.Mutex
-	shapeCache = map[reflect.Type]*shape{}
+	shapeCache = map[reflect.Type]*shape{} // under shapeMu, while building
+	shapeDone  sync.Map                    // reflect.Type -> *shape, complete
 
 	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
@@ -64,9 +68,16 @@ var (
 
 // shapeOf returns the cached shape of t.
 func shapeOf(t reflect.Type) *shape {
+	if s, ok := shapeDone.Load(t); ok {
+		return s.(*shape)
+	}
 	shapeMu.Lock()
 	defer shapeMu.Unlock()
-	return buildShape(t)
+	s := buildShape(t)
+	for typ, sh := range shapeCache {
+		shapeDone.Store(typ, sh)
+	}
+	return s
 }
 
 func buildShape(t reflect.Type) *shape {
@@ -75,6 +86,9 @@ func buildShape(t reflect.Type) *shape {
 	}
 	s := &shape{typ: t}
 	shapeCache[t] = s // before recursing: types may refer to themselves
+	s.marshaler = t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
+		(t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
+			reflect.PointerTo(t).Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType))
 	if t.Kind() != reflect.Pointer && (reflect.PointerTo(t).Implements(jsonUnmarshalerType) || reflect.PointerTo(t).Implements(textUnmarshalerType)) {
 		s.kind = shapeFree
 		return s
@@ -82,7 +96,7 @@ func buildShape(t reflect.Type) *shape {
 	switch t.Kind() {
 	case reflect.Pointer:
 		*s = *buildShape(t.Elem())
-		s.typ = t
+		s.typ, s.marshaler = t, false
 	case reflect.Interface:
 		s.kind = shapeFree
 	case reflect.Struct:
@@ -91,6 +105,7 @@ func buildShape(t reflect.Type) *shape {
 		s.folded = map[string]string{}
 		for _, f := range structFields(t) {
 			f.shape = buildShape(t.FieldByIndex(f.index).Type)
+			f.key = append(appendString(nil, f.name), ':')
 			s.fields[f.name] = f
 			s.order = append(s.order, f)
 			s.folded[foldKey(f.name)] = f.name
@@ -252,73 +267,178 @@ func indexLess(a, b []int) bool {
 // checkBody walks body against the shape of t and refuses what dockerd
 // could read differently from a strict reader. With strictTop, unknown keys
 // of the top-level object are refused too (they are not merely ignored by
-// every dockerd version: 20.10 reads HostConfig fields there).
+// every dockerd version: 20.10 reads HostConfig fields there). The scanner
+// only follows structure and keys: encoding/json, which decodes the body
+// next, checks the syntax in full.
 func checkBody(body []byte, t reflect.Type, strictTop bool) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	w := walker{dec: dec, strictTop: strictTop}
-	if err := w.value(shapeOf(t), 0, "", true); err != nil {
+	sc := scanner{buf: body, strictTop: strictTop}
+	sc.skipSpace()
+	if err := sc.value(shapeOf(t), 0, true); err != nil {
 		return err
 	}
+	sc.skipSpace()
 	// Only whitespace may follow the value (dockerd 20.10 ignores the rest;
 	// newer versions refuse some of it but not a trailing '}' or ']').
-	if rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-		return fmt.Errorf("unexpected data after the JSON value at offset %d", dec.InputOffset())
+	if sc.pos < len(body) {
+		return fmt.Errorf("unexpected data after the JSON value at offset %d", sc.pos)
 	}
 	return nil
 }
 
-type walker struct {
-	dec       *json.Decoder
+type scanner struct {
+	buf       []byte
+	pos       int
 	strictTop bool
+	keys      []string // keys leading to the current value, for messages
 }
 
-func (w *walker) value(s *shape, depth int, path string, top bool) error {
+// path is where the scanner is, e.g. "HostConfig.Mounts" (lazily: only
+// error messages use it).
+type lazyPath struct{ keys []string }
+
+func (p lazyPath) String() string { return strings.Join(p.keys, ".") }
+
+func (s *scanner) path() lazyPath { return lazyPath{keys: s.keys} }
+
+var errTruncated = errors.New("unexpected end of JSON")
+
+func (s *scanner) skipSpace() {
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case ' ', '\t', '\r', '\n':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) syntax(what string) error {
+	if s.pos >= len(s.buf) {
+		return errTruncated
+	}
+	return fmt.Errorf("invalid JSON at offset %d: %s expected", s.pos, what)
+}
+
+func (s *scanner) value(sh *shape, depth int, top bool) error {
 	if depth > maxDepth {
 		return errors.New("JSON nested too deeply")
 	}
-	tok, err := w.dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("unexpected end of JSON")
-		}
-		return err
+	if s.pos >= len(s.buf) {
+		return errTruncated
 	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil // a scalar: encoding/json itself checks it fits the type
-	}
-	switch d {
+	switch c := s.buf[s.pos]; c {
+	case '{':
+		s.pos++
+		return s.object(sh, depth, top)
 	case '[':
+		s.pos++
 		elem := freeShape
-		if s.kind == shapeList {
-			elem = s.elem
+		if sh.kind == shapeList {
+			elem = sh.elem
 		}
-		for i := 0; w.dec.More(); i++ {
-			if err := w.value(elem, depth+1, fmt.Sprintf("%s[%d]", path, i), false); err != nil {
+		s.skipSpace()
+		if s.pos < len(s.buf) && s.buf[s.pos] == ']' {
+			s.pos++
+			return nil
+		}
+		for i := 0; ; i++ {
+			s.skipSpace()
+			if err := s.value(elem, depth+1, false); err != nil {
 				return err
 			}
+			s.skipSpace()
+			if s.pos >= len(s.buf) {
+				return errTruncated
+			}
+			switch s.buf[s.pos] {
+			case ',':
+				s.pos++
+			case ']':
+				s.pos++
+				return nil
+			default:
+				return s.syntax("',' or ']'")
+			}
 		}
-		_, err := w.dec.Token() // ']'
+	case '"':
+		_, err := s.str(false)
 		return err
-	case '{':
-		return w.object(s, depth, path, top)
+	default:
+		// A literal or number: skip to the next delimiter.
+		start := s.pos
+		for s.pos < len(s.buf) {
+			switch s.buf[s.pos] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				if s.pos == start {
+					return s.syntax("a value")
+				}
+				return nil
+			case '{', '[', '"':
+				return s.syntax("a delimiter")
+			}
+			s.pos++
+		}
+		return nil
 	}
-	return fmt.Errorf("unexpected %v", d)
+}
+
+// str scans a string at s.pos and returns its value as encoding/json
+// decodes it (escapes resolved, invalid UTF-8 replaced).
+func (s *scanner) str(decode bool) (string, error) {
+	start := s.pos
+	s.pos++
+	simple := true
+	for s.pos < len(s.buf) {
+		c := s.buf[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			raw := s.buf[start:s.pos]
+			if !decode {
+				return "", nil
+			}
+			if simple {
+				return string(raw[1 : len(raw)-1]), nil
+			}
+			var v string
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return "", fmt.Errorf("invalid JSON string at offset %d: %v", start, err)
+			}
+			return v, nil
+		case c == '\\':
+			simple = false
+			s.pos += 2
+			continue
+		case c < 0x20:
+			return "", fmt.Errorf("invalid JSON string at offset %d: control character", start)
+		case c >= utf8.RuneSelf:
+			simple = false
+		}
+		s.pos++
+	}
+	return "", errTruncated
 }
 
 var freeShape = &shape{kind: shapeFree}
 
-func (w *walker) object(s *shape, depth int, path string, top bool) error {
+func (s *scanner) object(sh *shape, depth int, top bool) error {
+	path := s.path()
 	var seen []string
 	var seenSet map[string]bool
-	for w.dec.More() {
-		tok, err := w.dec.Token()
+	s.skipSpace()
+	if s.pos < len(s.buf) && s.buf[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.skipSpace()
+		if s.pos >= len(s.buf) || s.buf[s.pos] != '"' {
+			return s.syntax("an object key")
+		}
+		key, err := s.str(true)
 		if err != nil {
 			return err
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return fmt.Errorf("object key expected at %s", displayPath(path))
 		}
 		// Duplicate keys: the last wins and duplicate objects merge, so
 		// readers can disagree; no real client sends them.
@@ -341,41 +461,53 @@ func (w *walker) object(s *shape, depth int, path string, top bool) error {
 				}
 			}
 		}
-		child := joinPath(path, key)
 		next := freeShape
-		switch s.kind {
+		switch sh.kind {
 		case shapeStruct:
-			if f, ok := s.fields[key]; ok {
+			if f, ok := sh.fields[key]; ok {
 				next = f.shape
 				break
 			}
-			if exact, ok := s.folded[foldKey(key)]; ok {
+			if exact, ok := sh.folded[foldKey(key)]; ok {
 				return fmt.Errorf("key %q in %s must be spelled %q: dockerd matches keys ignoring case, so any other spelling is refused", key, displayPath(path), exact)
 			}
-			if top && w.strictTop {
+			if top && s.strictTop {
 				return fmt.Errorf("unknown top-level key %q: refused because some dockerd versions read it (on dockerd < 27 HostConfig fields are accepted at the top level); put HostConfig fields inside \"HostConfig\"", key)
 			}
 			// Unknown deeper down: ignored by dockerd and dropped from the
-			// canonical body; still walked for well-formedness.
+			// canonical body; still scanned for duplicates and syntax.
 		case shapeMap:
-			next = s.elem
+			next = sh.elem
 		}
-		if err := w.value(next, depth+1, child, false); err != nil {
+		s.skipSpace()
+		if s.pos >= len(s.buf) || s.buf[s.pos] != ':' {
+			return s.syntax("':'")
+		}
+		s.pos++
+		s.skipSpace()
+		s.keys = append(s.keys, key)
+		if err := s.value(next, depth+1, false); err != nil {
 			return err
 		}
+		s.keys = s.keys[:len(s.keys)-1]
+		s.skipSpace()
+		if s.pos >= len(s.buf) {
+			return errTruncated
+		}
+		switch s.buf[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.syntax("',' or '}'")
+		}
 	}
-	_, err := w.dec.Token() // '}'
-	return err
 }
 
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
-func displayPath(path string) string {
+func displayPath(p lazyPath) string {
+	path := p.String()
 	if path == "" {
 		return "the top-level object"
 	}

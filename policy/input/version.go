@@ -16,16 +16,10 @@ const MinAPIVersion = "1.24"
 // compareVersions compares API versions part by part as integers, like
 // dockerd's versions.compare (a missing part counts as 0).
 func compareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	n := max(len(as), len(bs))
-	for i := 0; i < n; i++ {
+	for a != "" || b != "" {
 		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
+		x, a = versionPart(a)
+		y, b = versionPart(b)
 		if x != y {
 			if x < y {
 				return -1
@@ -34,6 +28,17 @@ func compareVersions(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// versionPart reads the leading dot-separated integer of v (0 when it is
+// not a number, like strconv.Atoi's failure in dockerd) and the rest.
+func versionPart(v string) (int, string) {
+	part, rest, _ := strings.Cut(v, ".")
+	n, err := strconv.Atoi(part)
+	if err != nil {
+		n = 0
+	}
+	return n, rest
 }
 
 func versionBelow(v, than string) bool { return compareVersions(v, than) < 0 }
