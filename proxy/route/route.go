@@ -20,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -98,6 +99,11 @@ type candidate struct {
 	tail string
 	// anyPath is set for templates whose first segment is a variable.
 	anyPath bool
+	// re is the route's path expression as mux compiled it from the
+	// template, and names its variables in the order of its groups: matching
+	// with it once gives what mux's Route.Match gives after two passes.
+	re    *regexp.Regexp
+	names []string
 }
 
 // New builds a Router. It panics on a configuration that Validate refuses:
@@ -124,8 +130,19 @@ func New(cfg Config) *Router {
 			if err := mr.GetError(); err != nil {
 				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
 			}
+			expr, err := mr.GetPathRegexp()
+			if err != nil {
+				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
+			}
+			names, err := mr.GetVarNames()
+			if err != nil {
+				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
+			}
 			_, literal := templateKey(s.Path)
-			c := candidate{route: mr, spec: s, tail: literalTail(s.Path), anyPath: !literal}
+			c := candidate{
+				route: mr, spec: s, tail: literalTail(s.Path), anyPath: !literal,
+				re: regexp.MustCompile(expr), names: names,
+			}
 			r.all = append(r.all, c)
 			r.add(c, versioned)
 		}
@@ -269,6 +286,9 @@ func cleanPath(p string) string {
 //     dockerd's wording. As in dockerd, the version is only checked once a
 //     route matched: /v1.0/nothing is 404.
 func (r *Router) Classify(req *http.Request) (proxy.Operation, error) {
+	if req.URL == nil {
+		return proxy.Operation{}, &proxy.RouteError{Status: http.StatusBadRequest, Message: "request has no URL"}
+	}
 	p := req.URL.Path
 	if c := cleanPath(p); c != p {
 		return proxy.Operation{}, &proxy.RouteError{
@@ -288,13 +308,26 @@ func (r *Router) Classify(req *http.Request) (proxy.Operation, error) {
 	if !ok {
 		list = byKey[""]
 	}
-	var match mux.RouteMatch
 	for i := range list {
 		c := &list[i]
-		if !strings.HasSuffix(p, c.tail) || !c.route.Match(req, &match) {
+		if !strings.HasSuffix(p, c.tail) {
 			continue
 		}
-		return r.operation(req, c.spec, version, versioned, match.Vars)
+		m := c.re.FindStringSubmatchIndex(p)
+		if m == nil {
+			continue
+		}
+		var vars map[string]string
+		for j, name := range c.names {
+			if name == "version" {
+				continue // the Operation's APIVersion
+			}
+			if vars == nil {
+				vars = make(map[string]string, len(c.names))
+			}
+			vars[name] = p[m[2*j+2]:m[2*j+3]]
+		}
+		return r.operation(req, c.spec, version, versioned, vars)
 	}
 	return proxy.Operation{}, r.unrouted(req)
 }
@@ -315,11 +348,6 @@ func (r *Router) operation(req *http.Request, s *OperationSpec, version string, 
 				Message: fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", version, r.cfg.MaxAPIVersion),
 			}
 		}
-	}
-	// The version is the Operation's APIVersion, not a path variable.
-	delete(vars, "version")
-	if len(vars) == 0 {
-		vars = nil
 	}
 	op := proxy.Operation{
 		Name:       s.Name,

@@ -2,6 +2,7 @@ package route
 
 import (
 	"bufio"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -698,6 +699,34 @@ func TestConfiguredBounds(t *testing.T) {
 		_, err := r.Classify(newRequest(t, "GET", target))
 		if got := outcome(t, err); got != want {
 			t.Errorf("%s: %s (%v), want %s", target, got, err, want)
+		}
+	}
+}
+
+func TestClassifyConcurrently(t *testing.T) {
+	r := New(Config{})
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var err error
+			for i := 0; i < 200 && err == nil; i++ {
+				tc := everyRoute[i%len(everyRoute)]
+				var req *http.Request
+				if req, err = readRequest(tc.method, "/v1.41"+tc.path+"?a=1"); err != nil {
+					break
+				}
+				var op proxy.Operation
+				op, err = r.Classify(req)
+				if err == nil && op.Name != tc.name {
+					err = fmt.Errorf("%s %s classified as %s", tc.method, tc.path, op.Name)
+				}
+			}
+			done <- err
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
 		}
 	}
 }
