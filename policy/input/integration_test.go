@@ -125,7 +125,9 @@ func TestDaemonNetworkResolution(t *testing.T) {
 		}
 	}
 	// The host network named by ID prefix is the host's namespace.
-	var host struct{ ID string `json:"Id"` }
+	var host struct {
+		ID string `json:"Id"`
+	}
 	_ = json.Unmarshal(api.do("GET", "/v1.41/networks/host", nil, http.StatusOK), &host)
 	f := createFacts(t, "1.41", fmt.Sprintf(`{"Image":"x","HostConfig":{"NetworkMode":%q}}`, host.ID[:10]), Options{Daemon: d})
 	if !f.Namespaces.Network.Host {
