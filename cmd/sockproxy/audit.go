@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -117,14 +118,10 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 	out := bufio.NewWriterSize(stdout, 256<<10)
 	defer out.Flush()
 	var sum *audit.Summary
-	if *summary {
-		sum = audit.NewSummary()
-	}
 	unparseable := 0
 	var emit func(v *audit.View) error
 	switch {
-	case *summary:
-		emit = func(v *audit.View) error { sum.Add(v); return nil }
+	case *summary: // Summarize reads the files itself
 	case *asJSON:
 		emit = func(v *audit.View) error {
 			out.Write(v.Raw)
@@ -134,8 +131,9 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 		fmt.Fprintf(out, tableFormat, "TIME", "CALLER", "OPERATION", "DECISION", "DETAIL")
 		emit = func(v *audit.View) error { return writeRow(out, v) }
 	}
+	var v audit.View
 	handle := func(line []byte) error {
-		v, ok, err := m.Match(line)
+		ok, err := m.Match(line, &v)
 		if err != nil {
 			unparseable++
 			return nil
@@ -151,13 +149,20 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 		}
 		return nil
 	}
-	if *follow {
+	switch {
+	case *summary:
+		// Parallel: the order of records does not matter to counts.
+		sum, err = audit.Summarize(files, m, runtime.GOMAXPROCS(0))
+		if sum != nil {
+			unparseable = sum.Unparseable
+		}
+	case *follow:
 		if err := out.Flush(); err != nil {
 			fmt.Fprintf(stderr, "sockproxy audit: %v\n", err)
 			return 1
 		}
 		err = audit.Follow(ctx, files[0], *fromStart, *poll, handle)
-	} else {
+	default:
 		err = audit.ReadFiles(files, handle)
 	}
 	if err != nil {
@@ -165,7 +170,6 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 		return 1
 	}
 	if sum != nil {
-		sum.Unparseable = unparseable
 		if err := sum.WriteTo(out, *top); err != nil {
 			fmt.Fprintf(stderr, "sockproxy audit: %v\n", err)
 			return 1

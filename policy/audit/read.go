@@ -16,102 +16,226 @@ import (
 	"time"
 )
 
-// View is one audit line with its top-level fields located but not
-// decoded: readers decode only what they look at, which keeps reviewing a
-// large log fast. The byte slices alias the line.
+// View is one audit line with its top-level fields located lazily: the
+// line is scanned only as far as the fields asked for, and nothing is
+// decoded until read, which keeps reviewing a large log fast. The byte
+// slices alias the line.
 type View struct {
 	Raw []byte
 
-	time, requestID, decision, caller, operation, method, path []byte
-	reasons, facts, status, errMsg                             []byte
+	vals [nFields][]byte
+	pos  int  // where the scan of members resumes
+	done bool // scanned to the end, or stopped at a syntax error
+	err  error
+}
+
+type field int
+
+const (
+	fTime field = iota
+	fRequestID
+	fDecision
+	fCaller
+	fOperation
+	fMethod
+	fPath
+	fReasons
+	fFacts
+	fStatus
+	fError
+	nFields
+)
+
+func fieldOf(key []byte) (field, bool) {
+	switch string(key) {
+	case "time":
+		return fTime, true
+	case "request_id":
+		return fRequestID, true
+	case "decision":
+		return fDecision, true
+	case "caller":
+		return fCaller, true
+	case "operation":
+		return fOperation, true
+	case "method":
+		return fMethod, true
+	case "path":
+		return fPath, true
+	case "reasons":
+		return fReasons, true
+	case "facts":
+		return fFacts, true
+	case "status":
+		return fStatus, true
+	case "error":
+		return fError, true
+	}
+	return 0, false
 }
 
 var errSyntax = errors.New("not a JSON object")
 
-// ParseView locates the fields of one audit line.
-func ParseView(line []byte) (View, error) {
-	v := View{Raw: line}
-	err := scanObject(line, func(key, val []byte) {
-		switch string(key) {
-		case "time":
-			v.time = val
-		case "request_id":
-			v.requestID = val
-		case "decision":
-			v.decision = val
-		case "caller":
-			v.caller = val
-		case "operation":
-			v.operation = val
-		case "method":
-			v.method = val
-		case "path":
-			v.path = val
-		case "reasons":
-			v.reasons = val
-		case "facts":
-			v.facts = val
-		case "status":
-			v.status = val
-		case "error":
-			v.errMsg = val
-		}
-	})
-	if err != nil {
-		return View{}, err
-	}
-	if v.time == nil || v.decision == nil {
-		return View{}, errors.New("not an audit record: no time or decision")
+// ParseView locates the time and decision of one audit line; other fields
+// are located when first read.
+func ParseView(line []byte) (*View, error) {
+	v := &View{}
+	if err := v.Reset(line); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
 
+// Reset makes v a view of line (reusing v saves an allocation per line).
+func (v *View) Reset(line []byte) error {
+	*v = View{Raw: line}
+	i := skipWS(line, 0)
+	if i >= len(line) || line[i] != '{' || !complete(line) {
+		return errSyntax
+	}
+	v.pos = i + 1
+	if j := skipWS(line, v.pos); j < len(line) && line[j] == '}' {
+		v.done = true // {}
+	}
+	if v.get(fTime) == nil || v.get(fDecision) == nil {
+		if v.err != nil {
+			return v.err
+		}
+		return errors.New("not an audit record: no time or decision")
+	}
+	return nil
+}
+
+// complete rejects torn lines (a crash mid-write) without scanning the
+// whole line: the writer's lines end with the error member; other
+// encoders' lines at least end with the object's brace.
+func complete(line []byte) bool {
+	line = bytes.TrimRight(line, " \t\r\n")
+	if bytes.HasPrefix(line, canonicalPrefix) {
+		return bytes.HasSuffix(line, []byte(`"}`)) && bytes.LastIndex(line, []byte(`,"error":"`)) > 0
+	}
+	return bytes.HasSuffix(line, []byte("}"))
+}
+
+// get returns the raw value of f, scanning on until it is found.
+func (v *View) get(f field) []byte {
+	for v.vals[f] == nil && !v.done {
+		v.step()
+	}
+	return v.vals[f]
+}
+
+// peek returns the key of the next member and where its value starts.
+func (v *View) peek() (key []byte, val int, ok bool) {
+	b := v.Raw
+	i := skipWS(b, v.pos)
+	if i >= len(b) || b[i] != '"' {
+		v.done, v.err = true, errSyntax
+		return nil, 0, false
+	}
+	end, err := skipString(b, i)
+	if err != nil {
+		v.done, v.err = true, errSyntax
+		return nil, 0, false
+	}
+	key = b[i+1 : end-1]
+	i = skipWS(b, end)
+	if i >= len(b) || b[i] != ':' {
+		v.done, v.err = true, errSyntax
+		return nil, 0, false
+	}
+	return key, skipWS(b, i+1), true
+}
+
+// step scans one member.
+func (v *View) step() {
+	b := v.Raw
+	fail := func() { v.done, v.err = true, errSyntax }
+	key, i, ok := v.peek()
+	if !ok {
+		return
+	}
+	vend, err := skipValue(b, i)
+	if err != nil {
+		fail()
+		return
+	}
+	if f, ok := fieldOf(key); ok && v.vals[f] == nil {
+		v.vals[f] = b[i:vend]
+	}
+	i = skipWS(b, vend)
+	switch {
+	case i < len(b) && b[i] == ',':
+		v.pos = i + 1
+	case i < len(b) && b[i] == '}':
+		v.done = true
+	default:
+		fail()
+	}
+}
+
 // Time is the record's time (zero when unparseable).
 func (v *View) Time() time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, jsonString(v.time))
+	t, _ := time.Parse(time.RFC3339Nano, jsonString(v.get(fTime)))
 	return t
 }
 
 // Decision is allow, deny, error or would-deny.
-func (v *View) Decision() string { return jsonString(v.decision) }
+func (v *View) Decision() string { return jsonString(v.get(fDecision)) }
 
 // Operation is the Engine API operation name.
-func (v *View) Operation() string { return jsonString(v.operation) }
+func (v *View) Operation() string { return jsonString(v.get(fOperation)) }
 
 // Method is the HTTP method.
-func (v *View) Method() string { return jsonString(v.method) }
+func (v *View) Method() string { return jsonString(v.get(fMethod)) }
 
 // Path is the request path.
-func (v *View) Path() string { return jsonString(v.path) }
+func (v *View) Path() string { return jsonString(v.get(fPath)) }
 
 // RequestID is the proxy's request id.
-func (v *View) RequestID() string { return jsonString(v.requestID) }
+func (v *View) RequestID() string { return jsonString(v.get(fRequestID)) }
 
 // Error is the record's error text.
-func (v *View) Error() string { return jsonString(v.errMsg) }
+func (v *View) Error() string { return jsonString(v.get(fError)) }
 
 // Status is the HTTP status the client got.
 func (v *View) Status() int {
-	n, _ := strconv.Atoi(string(v.status))
+	n, _ := strconv.Atoi(string(v.get(fStatus)))
 	return n
 }
 
 // Reasons are the record's reasons.
 func (v *View) Reasons() []string {
 	var out []string
-	_ = scanArray(v.reasons, func(e []byte) { out = append(out, jsonString(e)) })
+	_ = scanArray(v.get(fReasons), func(e []byte) { out = append(out, jsonString(e)) })
 	return out
 }
 
 // Image is facts.image ("" when absent or not a string).
 func (v *View) Image() string { return jsonString(v.image()) }
 
+// image finds facts.image without skipping over the rest of the facts
+// (mounts and networks can be long) when the facts were not needed yet.
 func (v *View) image() []byte {
+	facts := v.vals[fFacts]
+	for facts == nil && !v.done {
+		key, val, ok := v.peek()
+		if !ok {
+			return nil
+		}
+		if string(key) == "facts" {
+			facts = v.Raw[val:]
+			break
+		}
+		v.step()
+	}
 	var img []byte
-	_ = scanObject(v.facts, func(key, val []byte) {
+	_ = scanObject(facts, func(key, val []byte) bool {
 		if string(key) == "image" {
 			img = val
+			return true
 		}
+		return false
 	})
 	return img
 }
@@ -124,7 +248,7 @@ func (v *View) Caller() (uid int, user string, known bool) {
 }
 
 func (v *View) callerFields() (uid, user, known []byte) {
-	_ = scanObject(v.caller, func(key, val []byte) {
+	_ = scanObject(v.get(fCaller), func(key, val []byte) bool {
 		switch string(key) {
 		case "uid":
 			uid = val
@@ -133,6 +257,7 @@ func (v *View) callerFields() (uid, user, known []byte) {
 		case "known":
 			known = val
 		}
+		return uid != nil && user != nil && known != nil
 	})
 	return uid, user, known
 }
@@ -229,9 +354,9 @@ func (q Query) Compile() (*Matcher, error) {
 	return m, nil
 }
 
-// Match parses line and reports whether it is selected. Lines that are
-// not audit records return an error.
-func (m *Matcher) Match(line []byte) (View, bool, error) {
+// Match makes v a view of line and reports whether it is selected. Lines
+// that are not audit records return an error.
+func (m *Matcher) Match(line []byte, v *View) (bool, error) {
 	if bytes.HasPrefix(line, canonicalPrefix) {
 		for _, group := range m.needles {
 			found := false
@@ -242,15 +367,14 @@ func (m *Matcher) Match(line []byte) (View, bool, error) {
 				}
 			}
 			if !found {
-				return View{}, false, nil
+				return false, nil
 			}
 		}
 	}
-	v, err := ParseView(line)
-	if err != nil {
-		return View{}, false, err
+	if err := v.Reset(line); err != nil {
+		return false, err
 	}
-	return v, m.MatchView(&v), nil
+	return m.MatchView(v), nil
 }
 
 // MatchView reports whether a parsed record is selected.
@@ -259,7 +383,7 @@ func (m *Matcher) MatchView(v *View) bool {
 	if m.decisions != nil && !m.decisions[v.Decision()] {
 		return false
 	}
-	if (m.since != nil || m.until != nil) && !m.inRange(v.time) {
+	if (m.since != nil || m.until != nil) && !m.inRange(v.get(fTime)) {
 		return false
 	}
 	if q.Operation != "" {
@@ -323,6 +447,22 @@ func (m *Matcher) inRange(raw []byte) bool {
 // modification time: rotated files before the live one), decompressing
 // gzip files. The line is only valid during the call.
 func ReadFiles(paths []string, fn func(line []byte) error) error {
+	files, err := sortByMtime(paths)
+	if err != nil {
+		return err
+	}
+	for _, p := range files {
+		if err := withReader(p, func(r io.Reader) error {
+			return eachLine(bufio.NewReaderSize(r, 1<<20), fn)
+		}); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// sortByMtime orders files oldest first (rotated files before the live one).
+func sortByMtime(paths []string) ([]string, error) {
 	type file struct {
 		path  string
 		mtime time.Time
@@ -331,38 +471,34 @@ func ReadFiles(paths []string, fn func(line []byte) error) error {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		files = append(files, file{p, st.ModTime()})
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
-	for _, f := range files {
-		if err := readFile(f.path, fn); err != nil {
-			return err
-		}
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.path
 	}
-	return nil
+	return out, nil
 }
 
-func readFile(p string, fn func(line []byte) error) error {
+// withReader calls fn with the file's contents, decompressed when gzipped.
+func withReader(p string, fn func(r io.Reader) error) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
-	var r io.Reader = br
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			return err
 		}
-		r = bufio.NewReaderSize(zr, 1<<20)
+		return fn(zr)
 	}
-	if err := eachLine(r.(*bufio.Reader), fn); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return nil
+	return fn(br)
 }
 
 // eachLine calls fn for each non-empty line, including a last one without
@@ -520,22 +656,16 @@ func skipWS(b []byte, i int) int {
 
 // skipString returns the index after the string starting at b[i] == '"'.
 func skipString(b []byte, i int) (int, error) {
-	i++
-	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return 0, errSyntax
+	// A plain loop beats bytes.IndexByte here: most strings are short.
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1, nil
+		case '\\':
+			i++
 		}
-		j += i
-		k := j - 1
-		for k >= i && b[k] == '\\' {
-			k--
-		}
-		if (j-1-k)%2 == 0 { // an even run of backslashes: the quote is real
-			return j + 1, nil
-		}
-		i = j + 1
 	}
+	return 0, errSyntax
 }
 
 // skipValue returns the index after the JSON value starting at b[i]. It
@@ -581,9 +711,9 @@ func skipValue(b []byte, i int) (int, error) {
 	}
 }
 
-// scanObject calls fn with each member of the object b (raw key without
-// quotes, raw value).
-func scanObject(b []byte, fn func(key, val []byte)) error {
+// scanObject calls fn with each member of the object at the start of b
+// (raw key without quotes, raw value) until fn returns true.
+func scanObject(b []byte, fn func(key, val []byte) bool) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errSyntax
@@ -610,7 +740,9 @@ func scanObject(b []byte, fn func(key, val []byte)) error {
 		if err != nil {
 			return err
 		}
-		fn(key, b[i:vend])
+		if fn(key, b[i:vend]) {
+			return nil
+		}
 		i = skipWS(b, vend)
 		if i >= len(b) {
 			return errSyntax

@@ -65,14 +65,14 @@ func bump(m map[string]*tally, key []byte, refused bool) {
 // Add counts one record.
 func (s *Summary) Add(v *View) {
 	s.Records++
-	timeRaw := jsonStringBytes(v.time)
+	timeRaw := jsonStringBytes(v.get(fTime))
 	if s.first == nil || bytes.Compare(timeRaw, s.first) < 0 {
 		s.first = append(s.first[:0], timeRaw...)
 	}
 	if s.last == nil || bytes.Compare(timeRaw, s.last) > 0 {
 		s.last = append(s.last[:0], timeRaw...)
 	}
-	decision := jsonStringBytes(v.decision)
+	decision := jsonStringBytes(v.get(fDecision))
 	s.decisions[string(decision)]++
 	refused := isRefusal(decision)
 
@@ -96,12 +96,12 @@ func (s *Summary) Add(v *View) {
 		return
 	}
 	n := 0
-	_ = scanArray(v.reasons, func(e []byte) {
+	_ = scanArray(v.get(fReasons), func(e []byte) {
 		s.reasons[string(jsonStringBytes(e))]++
 		n++
 	})
 	if n == 0 {
-		if msg := jsonStringBytes(v.errMsg); len(msg) > 0 {
+		if msg := jsonStringBytes(v.get(fError)); len(msg) > 0 {
 			s.reasons[string(msg)]++
 		} else {
 			s.reasons["(no reason given)"]++
@@ -307,4 +307,140 @@ func slotName(seconds int64) string {
 		return strconv.FormatInt(seconds/60, 10) + "m"
 	}
 	return strconv.FormatInt(seconds, 10) + "s"
+}
+
+// Merge adds the counts of o to s.
+func (s *Summary) Merge(o *Summary) {
+	s.Records += o.Records
+	s.Unparseable += o.Unparseable
+	if o.first != nil && (s.first == nil || bytes.Compare(o.first, s.first) < 0) {
+		s.first = append(s.first[:0], o.first...)
+	}
+	if o.last != nil && (s.last == nil || bytes.Compare(o.last, s.last) > 0) {
+		s.last = append(s.last[:0], o.last...)
+	}
+	for k, n := range o.decisions {
+		s.decisions[k] += n
+	}
+	for k, n := range o.reasons {
+		s.reasons[k] += n
+	}
+	for _, pair := range [][2]map[string]*tally{{s.callers, o.callers}, {s.images, o.images}} {
+		for k, t := range pair[1] {
+			if mine, ok := pair[0][k]; ok {
+				mine.records += t.records
+				mine.refused += t.refused
+			} else {
+				pair[0][k] = &tally{t.records, t.refused}
+			}
+		}
+	}
+	gran := max(s.gran, o.gran)
+	merged := make(map[int64]int, len(s.refusals))
+	for _, src := range []*Summary{s, o} {
+		for slot, n := range src.refusals {
+			merged[slot*src.gran/gran] += n
+		}
+	}
+	s.refusals, s.gran = merged, gran
+	if len(s.refusals) > maxSlots {
+		s.coarsen()
+	}
+}
+
+// Summarize summarizes the records of the files that m selects, oldest
+// file first, with workers goroutines parsing blocks of lines in parallel.
+func Summarize(paths []string, m *Matcher, workers int) (*Summary, error) {
+	workers = max(workers, 1)
+	blocks := make(chan []byte, workers)
+	free := make(chan []byte, 2*workers+1)
+	results := make(chan *Summary, workers)
+	for range workers {
+		go func() {
+			sum := NewSummary()
+			var v View
+			for orig := range blocks {
+				block := orig
+				for len(block) > 0 {
+					line := block
+					if i := bytes.IndexByte(block, '\n'); i >= 0 {
+						line, block = block[:i], block[i+1:]
+					} else {
+						block = nil
+					}
+					if len(line) == 0 {
+						continue
+					}
+					ok, err := m.Match(line, &v)
+					if err != nil {
+						sum.Unparseable++
+					} else if ok {
+						sum.Add(&v)
+					}
+				}
+				select {
+				case free <- orig[:0]:
+				default:
+				}
+			}
+			results <- sum
+		}()
+	}
+	err := readBlocks(paths, blocks, free)
+	close(blocks)
+	total := NewSummary()
+	for range workers {
+		total.Merge(<-results)
+	}
+	return total, err
+}
+
+// blockSize is how much a reader hands a worker at once (a variable so
+// that tests can force many blocks and lines longer than a block).
+var blockSize = 4 << 20
+
+// readBlocks sends the files' contents in blocks of whole lines.
+func readBlocks(paths []string, blocks chan<- []byte, free chan []byte) error {
+	files, err := sortByMtime(paths)
+	if err != nil {
+		return err
+	}
+	for _, p := range files {
+		if err := withReader(p, func(r io.Reader) error {
+			var carry []byte
+			for {
+				var buf []byte
+				select {
+				case buf = <-free:
+				default:
+					buf = make([]byte, 0, max(blockSize, 2*len(carry)))
+				}
+				if cap(buf) < 2*len(carry) {
+					buf = make([]byte, 0, 2*len(carry))
+				}
+				buf = append(buf[:0], carry...)
+				n, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+				buf = buf[:len(buf)+n]
+				if err == io.EOF || err == io.ErrUnexpectedEOF {
+					if len(buf) > 0 {
+						blocks <- buf
+					}
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				cut := bytes.LastIndexByte(buf, '\n')
+				if cut < 0 { // a line longer than the buffer: read on with a bigger one
+					carry = append([]byte(nil), buf...)
+					continue
+				}
+				carry = append(carry[:0], buf[cut+1:]...)
+				blocks <- buf[:cut+1]
+			}
+		}); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return nil
 }
