@@ -8,11 +8,13 @@
 // /containers/a%2Fb/json inspects the container "a/b"). Paths whose decoded
 // form is not clean get a 301 from dockerd; this package refuses them.
 //
-// The Router uses gorilla/mux routes built from the same templates, in the
-// same order, so that what matches and which variables come out is decided by
-// the same code as in dockerd. To keep classification fast it only asks the
+// The Router builds gorilla/mux routes from the same templates, in the same
+// order, and matches with the expressions mux compiles from them, so what
+// matches and which variables come out is what dockerd's router decides (the
+// tests compare it with a router built exactly like dockerd's, and with the
+// live dockerd). To keep classification fast it only tries, in order, the
 // routes that can match: those registered for the request's method whose
-// first path segment is the request's, and whose literal tail ends the path.
+// first path segment is the request's and whose literal tail ends the path.
 package route
 
 import (
@@ -158,8 +160,8 @@ func (r *Router) add(c candidate, versioned bool) {
 	key, _ := templateKey(c.spec.Path)
 	if c.anyPath {
 		// A template starting with a variable may match any path, versioned
-		// or not, in either form: it joins every list of its method,
-		// including lists made later (see list).
+		// or not, in either form: it joins every list of its method, and
+		// lists made later start from the "" list that holds it.
 		for _, idx := range []map[string]map[string][]candidate{r.versioned, r.bare} {
 			byKey := methodLists(idx, c.spec.Method)
 			for k := range byKey {
