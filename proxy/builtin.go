@@ -24,8 +24,12 @@ var AllowAll Decider = DeciderFunc(func(context.Context, *Request) Decision {
 // host files bind-mounted into it.
 var ReadOnlyDecider Decider = DeciderFunc(readOnly)
 
-// readOnlyDenied are the last path segments of reads that copy files out.
-var readOnlyDenied = map[string]bool{"archive": true, "export": true, "get": true}
+// readOnlyDeniedNames are reads that copy files out; readOnlyDenied are
+// their last path segments, so that a renamed operation stays refused.
+var (
+	readOnlyDeniedNames = map[string]bool{"container.archive.get": true, "container.export": true, "image.get": true, "image.get.all": true}
+	readOnlyDenied      = map[string]bool{"archive": true, "export": true, "get": true}
+)
 
 func readOnly(_ context.Context, req *Request) Decision {
 	op := req.Operation
@@ -42,9 +46,11 @@ func readOnly(_ context.Context, req *Request) Decision {
 	if err != nil {
 		return deny("the built-in read-only policy cannot read the path " + op.Path)
 	}
-	if readOnlyDenied[path.Base(strings.TrimSuffix(clean, "/"))] || strings.HasSuffix(op.Name, ".archive") ||
-		strings.HasSuffix(op.Name, ".export") || op.Name == "image.get" || op.Name == "image.save" {
+	if readOnlyDenied[path.Base(strings.TrimSuffix(clean, "/"))] || readOnlyDeniedNames[op.Name] {
 		return deny("the built-in read-only policy refuses " + op.Name + " (it copies files out of the daemon)")
+	}
+	if strings.HasPrefix(op.Name, "debug.") {
+		return deny("the built-in read-only policy refuses " + op.Name + " (debug endpoints expose the daemon's internals)")
 	}
 	return Decision{Allow: true, Revision: "builtin:read-only"}
 }
