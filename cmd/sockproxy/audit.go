@@ -153,9 +153,6 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 	case *summary:
 		// Parallel: the order of records does not matter to counts.
 		sum, err = audit.Summarize(files, m, runtime.GOMAXPROCS(0))
-		if sum != nil {
-			unparseable = sum.Unparseable
-		}
 	case *follow:
 		if err := out.Flush(); err != nil {
 			fmt.Fprintf(stderr, "sockproxy audit: %v\n", err)
@@ -170,7 +167,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 		return 1
 	}
 	if sum != nil {
-		if err := sum.WriteTo(out, *top); err != nil {
+		if err := sum.Print(out, *top); err != nil {
 			fmt.Fprintf(stderr, "sockproxy audit: %v\n", err)
 			return 1
 		}

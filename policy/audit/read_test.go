@@ -73,8 +73,8 @@ func TestSummarizeInParallelCountsLikeOneByOne(t *testing.T) {
 			t.Fatal(err)
 		}
 		var a, b bytes.Buffer
-		seq.WriteTo(&a, 0)
-		par.WriteTo(&b, 0)
+		seq.Print(&a, 0)
+		par.Print(&b, 0)
 		if a.String() != b.String() || seq.Records == 0 || par.Unparseable != 0 {
 			t.Fatalf("query %+v: sequential\n%s\nparallel\n%s", q, a.String(), b.String())
 		}

@@ -189,8 +189,8 @@ var chartWidths = []int64{1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 108
 
 const chartRows = 24
 
-// WriteTo prints the summary, listing at most top entries per table.
-func (s *Summary) WriteTo(w io.Writer, top int) error {
+// Print prints the summary, listing at most top entries per table.
+func (s *Summary) Print(w io.Writer, top int) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s records", group(s.Records))
 	if s.Unparseable > 0 {
