@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -43,9 +44,11 @@ type Proxy struct {
 	cfg      Config
 	log      *slog.Logger
 	upstream endpoint
-	rp       *httputil.ReverseProxy
-	srv      *http.Server
-	inflight tracker
+	// tlsConfig is the upstream's TLS client configuration (nil: plain).
+	tlsConfig *tls.Config
+	rp        *httputil.ReverseProxy
+	srv       *http.Server
+	inflight  tracker
 	// baseCtx parents every request context; cancelling it ends streams
 	// and hijacked connections at the end of a graceful shutdown.
 	baseCtx    context.Context
@@ -74,7 +77,7 @@ func New(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, upstream: ep}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, upstream: ep, tlsConfig: transport.TLSClientConfig}
 	p.baseCtx, p.cancelBase = context.WithCancel(context.Background())
 	errLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	p.rp = &httputil.ReverseProxy{
@@ -240,7 +243,27 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.ev.BodySHA256 = hex.EncodeToString(sum[:])
 		}
 	}
+	if op.Hijack && !wantsUpgrade(r.Header) {
+		p.relayRawHijack(w, out, x)
+		return
+	}
 	p.rp.ServeHTTP(w, out)
+}
+
+// wantsUpgrade reports whether a request asks to switch protocols
+// (Connection: Upgrade plus an Upgrade header), as the docker CLI does.
+func wantsUpgrade(h http.Header) bool {
+	if h.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range h.Values("Connection") {
+		for token := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // decide asks the Decider, refusing when it panics: fail closed.

@@ -99,10 +99,9 @@ func (u Upstream) tlsConfig(serverName string) (*tls.Config, error) {
 // transport builds the connection pool to dockerd. There are no response
 // timeouts: streams (logs, events, attach) last as long as the client wants.
 func (u Upstream) transport(ep endpoint) (*http.Transport, error) {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, ep.network, ep.addr)
+			return ep.dial(ctx)
 		},
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,
@@ -126,4 +125,11 @@ func (u Upstream) transport(ep endpoint) (*http.Transport, error) {
 		t.TLSHandshakeTimeout = 10 * time.Second
 	}
 	return t, nil
+}
+
+var upstreamDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
+// dial opens a plain connection to the upstream (TLS, if any, goes on top).
+func (ep endpoint) dial(ctx context.Context) (net.Conn, error) {
+	return upstreamDialer.DialContext(ctx, ep.network, ep.addr)
 }
