@@ -41,7 +41,9 @@ type Options struct {
 	// DryRun allows what the policy refuses, keeping the reasons in the
 	// decision and its facts, to learn what an application needs.
 	DryRun bool
-	// Build makes the policy input; nil means input.Build (see build.go).
+	// Input configures input.Build, which makes the policy input.
+	Input input.Options
+	// Build replaces input.Build when set (tests, tools).
 	Build Builder
 	// Logger receives policy loads and warnings (slog.Default() when nil).
 	Logger *slog.Logger
@@ -259,12 +261,12 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 }
 
 // inputErrorStatus is the HTTP status for a request whose input could not
-// be built: the input package may say (an error with a Status method);
-// otherwise the body is at fault (400).
+// be built: the one input.RequestError names (400 for a body dockerd could
+// read differently, 502/503 when a daemon lookup failed), else 400.
 func inputErrorStatus(err error) int {
-	var st interface{ HTTPStatus() int }
-	if errors.As(err, &st) && st.HTTPStatus() != 0 {
-		return st.HTTPStatus()
+	var re *input.RequestError
+	if errors.As(err, &re) && re.Status != 0 {
+		return re.Status
 	}
 	return http.StatusBadRequest
 }

@@ -78,7 +78,8 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 		if err != nil {
 			return nil, err
 		}
-		for name, f := range loaded.Modules {
+		for _, f := range loaded.Modules {
+			name := f.Name // the path as found (the map key drops its leading /)
 			if _, dup := modules[name]; dup {
 				return nil, fmt.Errorf("policy module %s: loaded twice", name)
 			}

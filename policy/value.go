@@ -55,6 +55,9 @@ func bodyValue(body any, canonical []byte) (ast.Value, error) {
 	switch b := body.(type) {
 	case nil:
 		return ast.Null{}, nil
+	case json.RawMessage:
+		// input.Build's body is the canonical JSON itself.
+		return parseJSON(b)
 	case map[string]any, []any, string, bool, json.Number:
 		return ast.InterfaceToValue(b)
 	}
@@ -65,7 +68,11 @@ func bodyValue(body any, canonical []byte) (ast.Value, error) {
 		}
 		canonical = raw
 	}
-	v, err := ast.ValueFromReader(bytes.NewReader(canonical))
+	return parseJSON(canonical)
+}
+
+func parseJSON(raw []byte) (ast.Value, error) {
+	v, err := ast.ValueFromReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("policy input body: %w", err)
 	}

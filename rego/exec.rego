@@ -10,8 +10,8 @@ deny contains "exec.create without normalized facts (input.exec): refused" if {
 }
 
 deny contains "exec privileged is not allowed: it gives the process every capability of the host" if {
-	input.exec.privileged
+	input.exec.privileged == true
 	not config.allow_privileged
 }
 
-deny contains msg if some msg in util.user_denials(input.exec.user, "exec user")
+deny contains msg if some msg in util.user_deny

@@ -12,24 +12,46 @@ mount_list := object.get(input, ["container", "mounts"], [])
 deny contains msg if {
 	some m in mount_list
 	m.host_bind
-	not m.path_status == "resolved"
+	m.path_status != "resolved"
 	not config.allow_unresolved_paths
 	msg := sprintf("mount %s: %s: refused because its real path cannot be judged", [label(m), status_text(m)])
 }
 
-deny contains msg if {
+# Each judgeable host mount with the roots containing the path it is judged
+# by.
+checks := [check |
 	some m in mount_list
 	m.host_bind
-	judgeable(m)
-	not best_root(judged_path(m))
-	msg := sprintf("mount %s is not under an allowed root%s", [label(m), via(m)])
+	check := judge(m)
+]
+
+# A resolved path is judged by where its symlinks really lead; an unresolved
+# one (only with allow_unresolved_paths) by its cleaned path.
+judge(m) := {"mount": m, "roots": roots_containing(m.real_path)} if {
+	m.path_status == "resolved"
+} else := {"mount": m, "roots": roots_containing(m.host_path)} if {
+	config.allow_unresolved_paths
 }
 
+# Path-segment aware: /data2 is not under /data; every path is under /.
+roots_containing(p) := [r |
+	some r in config.mount_roots
+	startswith(concat("", [p, "/"]), concat("", [trim_suffix(r.path, "/"), "/"]))
+]
+
 deny contains msg if {
-	some m in mount_list
-	m.host_bind
-	judgeable(m)
-	root := best_root(judged_path(m))
+	some check in checks
+	count(check.roots) == 0
+	msg := sprintf("mount %s is not under an allowed root%s", [label(check.mount), via(check.mount)])
+}
+
+# The deepest root decides, so that a narrower root can restrict a wider one
+# (/home/alice rw, /home/alice/.ssh with no modes).
+deny contains msg if {
+	some check in checks
+	count(check.roots) > 0
+	root := deepest(check.roots)
+	m := check.mount
 	not mode(m) in root.modes
 	msg := sprintf("mount %s is %s%s but %s allows only %s", [label(m), mode(m), via(m), root.path, util.list_text(root.modes)])
 }
@@ -49,51 +71,39 @@ warn contains msg if {
 	msg := sprintf("mount %s is read-only but not recursively: mounts below it stay writable", [label(m)])
 }
 
-judgeable(m) if m.path_status == "resolved"
-
-judgeable(_) if config.allow_unresolved_paths
-
-# A resolved path is judged by where its symlinks really lead; an unresolved
-# one (only with allow_unresolved_paths) by its cleaned path.
-judged_path(m) := m.real_path if m.path_status == "resolved"
-
-judged_path(m) := m.host_path if m.path_status != "resolved"
-
-# The deepest configured root containing p decides, so that a narrower root
-# can restrict a wider one (/home/alice rw, /home/alice/.ssh with no modes).
-best_root(p) := root if {
-	roots := [r | some r in config.mount_roots; util.within(p, r.path)]
-	count(roots) > 0
-	deepest := max([count(r.path) | some r in roots])
+deepest(roots) := roots[0] if {
+	count(roots) == 1
+} else := root if {
+	longest := max([count(r.path) | some r in roots])
 	some root in roots
-	count(root.path) == deepest
+	count(root.path) == longest
 }
 
 mode(m) := "ro" if m.read_only
 
-mode(m) := "rw" if not m.read_only
+else := "rw"
 
-label(m) := sprintf("%s:%s", [m.host_path, m.target]) if m.type == "bind"
-
-label(m) := sprintf("volume %s:%s (host path %s)", [volume_name(m), m.target, m.host_path]) if m.type != "bind"
+label(m) := sprintf("%s:%s", [m.host_path, m.target]) if {
+	m.type == "bind"
+} else := sprintf("volume %s:%s (host path %s)", [volume_name(m), m.target, m.host_path])
 
 via(m) := sprintf(" (it resolves to %s)", [m.real_path]) if m.path_differs
 
-via(m) := "" if not m.path_differs
+else := ""
 
-status_text(m) := "host path does not exist (dockerd would create it as root)" if m.path_status == "missing"
-
-status_text(m) := "host path cannot be resolved by the proxy" if m.path_status != "missing"
+status_text(m) := "host path does not exist (dockerd would create it as root)" if {
+	m.path_status == "missing"
+} else := "host path cannot be resolved by the proxy"
 
 volume_name(m) := m.source if m.source != ""
 
-volume_name(m) := "(anonymous)" if m.source == ""
+else := "(anonymous)"
 
 # --- volumes that are not host binds
 
 driver(m) := "local" if m.driver in {"", "local"}
 
-driver(m) := m.driver if not m.driver in {"", "local"}
+else := m.driver
 
 deny contains msg if {
 	some m in mount_list

@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/sockproxy/sockproxy/policy/input"
+)
+
+// benchLatency runs op b.N times and reports the median and 99th
+// percentile as well as the mean, since a proxy's latency is a distribution.
+func benchLatency(b *testing.B, op func()) {
+	b.Helper()
+	samples := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		op()
+		samples = append(samples, time.Since(start))
+	}
+	b.StopTimer()
+	// CPU time per operation (GC included) stays meaningful when other
+	// processes compete for the cores and stretch the wall-clock numbers.
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(samples[len(samples)*99/100].Nanoseconds()), "p99-ns")
+}
+
+// BenchmarkDecideCreate is one decision on the OpenHands-like create: input
+// to AST, evaluation of the whole library with the user's roots, verdict and
+// audit facts. The input is prebuilt (see BenchmarkDecideCreateWithInput for
+// the normalizer included once policy/input provides input.Build).
+func BenchmarkDecideCreate(b *testing.B) {
+	in, body := openHandsInput(b)
+	e := newEngine(b, Options{Data: openHandsRoots, Build: staticBuilder(in, body)})
+	ctx := context.Background()
+	if d := e.Decide(ctx, createReq); !d.Allow {
+		b.Fatalf("refused: %v", d.Reasons)
+	}
+	benchLatency(b, func() {
+		if d := e.Decide(ctx, createReq); !d.Allow {
+			b.Fatal("refused")
+		}
+	})
+}
+
+// BenchmarkDecideCreateWithInput is the whole decision on the OpenHands-like
+// create as the proxy makes it: input.Build (strict decode, canonical body,
+// normalized facts; host paths resolved on disk, lookups from memory), then
+// evaluation and verdict.
+func BenchmarkDecideCreateWithInput(b *testing.B) {
+	e := newEngine(b, Options{Data: openHandsRoots, Input: input.Options{Daemon: fakeDaemon{}, HostFS: input.HostFS{Root: hostRoot(b)}}})
+	req := openHandsRequest(openHandsBody)
+	ctx := context.Background()
+	if d := e.Decide(ctx, req); !d.Allow {
+		b.Fatalf("refused: %v", d.Reasons)
+	}
+	benchLatency(b, func() {
+		if d := e.Decide(ctx, req); !d.Allow {
+			b.Fatal("refused")
+		}
+	})
+}
+
+// BenchmarkEvaluateRefusedCreate: the same create with every message rule
+// firing on something (ports, user, mounts, privilege).
+func BenchmarkEvaluateRefusedCreate(b *testing.B) {
+	in, body := openHandsInput(b)
+	in.Container.Ports[0].HostIP, in.Container.Ports[0].AllInterfaces = "0.0.0.0", true
+	in.Container.User.Root, in.Container.User.UID = true, 0
+	in.Container.Privileges.Privileged = true
+	in.Container.Privileges.CapAdd = []string{"SYS_ADMIN"}
+	e := newEngine(b, Options{Data: openHandsRoots})
+	ctx := context.Background()
+	benchLatency(b, func() {
+		if res := e.Evaluate(ctx, in, body); res.Allow {
+			b.Fatal("allowed")
+		}
+	})
+}
+
+// The two ways to make the AST input, compared: built directly from the
+// structs (what the engine does) and ast.InterfaceToValue over the input's
+// JSON form.
+func BenchmarkInputValueDirect(b *testing.B) {
+	in, body := openHandsInput(b)
+	benchLatency(b, func() {
+		if _, err := inputValue(in, body); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkInputValueInterfaceToValue(b *testing.B) {
+	in, _ := openHandsInput(b)
+	benchLatency(b, func() {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var doc any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ast.InterfaceToValue(doc); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkInputValueStructToValue(b *testing.B) {
+	in, _ := openHandsInput(b)
+	benchLatency(b, func() {
+		if _, err := ast.InterfaceToValue(in); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
