@@ -1,0 +1,70 @@
+package proxy_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"testing"
+
+	"github.com/sockproxy/sockproxy/internal/dockertest"
+	"github.com/sockproxy/sockproxy/proxy"
+)
+
+// BenchmarkPing measures GET /_ping through the real dockerd, directly and
+// through the proxy (route classifier, allow-all decider, no audit), on one
+// keep-alive connection.
+func BenchmarkPing(b *testing.B) {
+	upstream := dockertest.Require(b)
+	sock, _ := startProxy(b, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + upstream},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	for _, c := range []struct{ name, sock string }{{"direct", upstream}, {"proxied", sock}} {
+		b.Run(c.name, func(b *testing.B) {
+			client := dockerClient(c.sock)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Get("http://d/v1.41/_ping")
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkArchive64MiB streams a 64 MiB file out of a container (GET
+// .../archive, a chunked response), directly and through the proxy: the
+// cost of flushing as bytes arrive.
+func BenchmarkArchive64MiB(b *testing.B) {
+	upstream := dockertest.Require(b)
+	sock, _ := startProxy(b, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + upstream},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	name := "sp-test-proxy-bench-" + randomSuffix()
+	b.Cleanup(func() { _ = exec.Command("docker", "-H", "unix://"+upstream, "rm", "-f", name).Run() })
+	if out, err := exec.Command("docker", "-H", "unix://"+upstream, "run", "--name", name, dockertest.Image,
+		"sh", "-c", "head -c 67108864 /dev/urandom > /big").CombinedOutput(); err != nil {
+		b.Fatalf("prepare: %v %s", err, out)
+	}
+	for _, c := range []struct{ name, sock string }{{"direct", upstream}, {"proxied", sock}} {
+		b.Run(c.name, func(b *testing.B) {
+			client := dockerClient(c.sock)
+			b.SetBytes(64 << 20)
+			for b.Loop() {
+				resp, err := client.Get("http://d/v1.41/containers/" + name + "/archive?path=/big")
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || n < 64<<20 {
+					b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+				}
+			}
+		})
+	}
+}
