@@ -111,11 +111,11 @@ type Audit struct {
 
 // Defaults of the settings a file may leave out.
 const (
-	DefaultUpstream       = "unix:///var/run/docker.sock"
-	DefaultSocketMode     = FileMode(0o660)
-	DefaultBodyBytes      = ByteSize(1 << 20)
-	DefaultEvalTimeout    = time.Second
-	DefaultMinAPIVersion  = "1.24"
+	DefaultUpstream        = "unix:///var/run/docker.sock"
+	DefaultSocketMode      = FileMode(0o660)
+	DefaultBodyBytes       = ByteSize(1 << 20)
+	DefaultEvalTimeout     = time.Second
+	DefaultMinAPIVersion   = "1.24"
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
