@@ -156,3 +156,51 @@ func TestShutdownCutsStreamsAndHijackedConnections(t *testing.T) {
 		t.Errorf("hijacked connection got %q after shutdown", rest)
 	}
 }
+
+// Response headers reach the client before any body byte (docker run waits
+// for the headers of .../wait), and a client that goes away cancels the
+// upstream request.
+func TestHeadersFlushedAndClientGoneCancelsUpstream(t *testing.T) {
+	cancelled := make(chan struct{})
+	up := handlerUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+		close(cancelled)
+	})
+	sock, _ := startProxy(t, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + up}})
+	resp, err := dockerClient(sock).Post("http://d/v1.41/containers/x/wait?condition=next-exit", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	resp.Body.Close() // unread body: the client drops the connection
+	<-cancelled
+}
+
+func TestTCPCallersAreAnonymous(t *testing.T) {
+	upstream := handlerUpstream(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK") })
+	dec := &recorder{}
+	p, err := proxy.New(proxy.Config{Classifier: testClassifier(), Decider: dec, Logger: testLogger(t),
+		Upstream: proxy.Upstream{Address: "unix://" + upstream}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Serve(ln) }()
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	resp, err := http.Get("http://" + ln.Addr().String() + "/_ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if reqs := dec.requests(); len(reqs) != 1 || reqs[0].Caller.Known || reqs[0].Caller.UID != 0 || reqs[0].Caller.PID != 0 {
+		t.Errorf("TCP caller %+v, want anonymous", reqs)
+	}
+}
