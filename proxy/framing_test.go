@@ -279,3 +279,37 @@ func chunked(parts ...string) string {
 	}
 	return b.String() + "0\r\n\r\n"
 }
+
+func TestDryRunForwardsRefusalsButNotPanics(t *testing.T) {
+	upSock := filepath.Join(shortDir(t), "up.sock")
+	up := startFakeUpstream(t, upSock)
+	audit := &auditLog{}
+	dec := proxy.DeciderFunc(func(_ context.Context, r *proxy.Request) proxy.Decision {
+		if r.Operation.Name == "container.create" {
+			panic("broken policy")
+		}
+		return proxy.Decision{Reasons: []string{"pings are refused"}}
+	})
+	sock, _ := startProxy(t, proxy.Config{Decider: dec, Auditor: audit, Mode: "dry-run", Upstream: proxy.Upstream{Address: "unix://" + upSock}})
+	resps := rawExchange(t, sock, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n"+
+		"POST /containers/create HTTP/1.1\r\nHost: d\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+	if len(resps) != 2 || resps[0].StatusCode != 200 || resps[1].StatusCode != 500 {
+		t.Fatalf("responses %s, want 200 (dry-run) then 500 (panic)", describe(resps))
+	}
+	if got := up.requests(); len(got) != 1 || !strings.HasPrefix(got[0], "GET /_ping") {
+		t.Errorf("upstream got %q", got)
+	}
+	evs := audit.all()
+	if len(evs) != 2 || evs[0].Mode != "dry-run" || evs[0].Outcome != "allow" || evs[0].Decision.Allow || evs[1].Outcome != "error" {
+		t.Errorf("audit %+v", evs)
+	}
+}
+
+func TestUnknownModeRejected(t *testing.T) {
+	if _, err := proxy.New(proxy.Config{Classifier: testClassifier(), Decider: proxy.AllowAll, Mode: "audit"}); err == nil {
+		t.Fatal("mode audit accepted")
+	}
+	if _, err := proxy.New(proxy.Config{Classifier: testClassifier()}); err == nil {
+		t.Fatal("a proxy without a decider was built")
+	}
+}

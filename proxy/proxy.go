@@ -36,6 +36,11 @@ type Config struct {
 	BodyLimit int64
 	// Logger receives the proxy's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Mode is "enforce" (or "") or "dry-run": in dry-run, requests the
+	// Decider refuses are forwarded anyway and audited with Mode "dry-run"
+	// (the audit log calls them would-deny). Requests that cannot be
+	// classified, read or judged are refused in both modes.
+	Mode string
 }
 
 // Proxy is an http.Handler that judges and forwards Engine API requests,
@@ -68,6 +73,11 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	switch cfg.Mode {
+	case "", "enforce", "dry-run":
+	default:
+		return nil, fmt.Errorf("proxy: mode %q: use enforce or dry-run", cfg.Mode)
 	}
 	ep, err := cfg.Upstream.endpoint()
 	if err != nil {
@@ -168,7 +178,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer p.inflight.done()
 
 	req := &Request{ID: newRequestID(), Caller: CallerFromContext(r.Context()), Header: r.Header.Clone()}
-	x := &exchange{ev: AuditEvent{Start: time.Now(), Request: req}}
+	x := &exchange{ev: AuditEvent{Start: time.Now(), Request: req, Mode: p.cfg.Mode}}
 	defer p.audit(x) // for paths that return before the upstream answers
 
 	op, err := p.cfg.Classifier.Classify(r)
@@ -194,10 +204,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	decided := time.Now()
-	dec := p.decide(r.Context(), req)
+	dec, judged := p.decide(r.Context(), req)
 	x.ev.DecisionTime = time.Since(decided)
 	x.ev.Decision = dec
-	if !dec.Allow {
+	if !judged {
+		p.refuse(w, x, "error", http.StatusInternalServerError,
+			fmt.Sprintf("sockproxy could not evaluate its policy for %s; nothing was forwarded", op.Name), "decider failed")
+		return
+	}
+	if !dec.Allow && p.cfg.Mode == "dry-run" {
+		p.log.Info("dry-run: forwarding a request the policy refuses", "id", req.ID, "operation", op.Name, "reasons", dec.Reasons)
+	} else if !dec.Allow {
 		status := dec.Status
 		if status == 0 {
 			status = http.StatusForbidden
@@ -266,15 +283,16 @@ func wantsUpgrade(h http.Header) bool {
 	return false
 }
 
-// decide asks the Decider, refusing when it panics: fail closed.
-func (p *Proxy) decide(ctx context.Context, req *Request) (dec Decision) {
+// decide asks the Decider; judged is false when it panicked, and the
+// request is then refused in every mode: fail closed.
+func (p *Proxy) decide(ctx context.Context, req *Request) (dec Decision, judged bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.log.Error("decider panicked; request refused", "id", req.ID, "operation", req.Operation.Name, "panic", v)
-			dec = Decision{Status: http.StatusInternalServerError, Reasons: []string{"the policy could not be evaluated"}}
+			dec, judged = Decision{Status: http.StatusInternalServerError, Reasons: []string{"the policy could not be evaluated"}}, false
 		}
 	}()
-	return p.cfg.Decider.Decide(ctx, req)
+	return p.cfg.Decider.Decide(ctx, req), true
 }
 
 func (p *Proxy) refuse(w http.ResponseWriter, x *exchange, outcome string, status int, message, auditErr string) {
