@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sockproxy/sockproxy/proxy"
@@ -311,5 +312,27 @@ func TestUnknownModeRejected(t *testing.T) {
 	}
 	if _, err := proxy.New(proxy.Config{Classifier: testClassifier()}); err == nil {
 		t.Fatal("a proxy without a decider was built")
+	}
+}
+
+func TestUpgradeOnlyForHijackingOperations(t *testing.T) {
+	var mu sync.Mutex
+	var upgradeSeen []string
+	up := handlerUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		upgradeSeen = append(upgradeSeen, r.Header.Get("Upgrade"))
+		_, _ = io.WriteString(w, "OK")
+	})
+	sock, _ := startProxy(t, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + up}})
+	resps := rawExchange(t, sock, "GET /v1.41/containers/json HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"+
+		"GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+	if len(resps) != 2 || resps[0].StatusCode != 200 || resps[1].StatusCode != 200 {
+		t.Fatalf("responses %s", describe(resps))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(upgradeSeen) != 2 || upgradeSeen[0] != "" {
+		t.Errorf("upstream saw Upgrade headers %q, want none", upgradeSeen)
 	}
 }

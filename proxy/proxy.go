@@ -260,6 +260,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			x.ev.BodySHA256 = hex.EncodeToString(sum[:])
 		}
 	}
+	if !op.Hijack && wantsUpgrade(out.Header) {
+		// Only operations dockerd hijacks may switch protocols: no other
+		// request can open a tunnel past the proxy.
+		out.Header = out.Header.Clone()
+		out.Header.Del("Upgrade")
+		out.Header.Del("Connection")
+	}
 	if op.Hijack && !wantsUpgrade(r.Header) {
 		p.relayRawHijack(w, out, x)
 		return
