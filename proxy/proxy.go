@@ -361,8 +361,8 @@ func (p *Proxy) audit(x *exchange) {
 		}
 		op := ev.Request.Operation
 		p.log.Debug("request", "id", ev.Request.ID, "operation", op.Name, "method", op.Method, "path", op.Path,
-			"uid", ev.Request.Caller.UID, "pid", ev.Request.Caller.PID, "known", ev.Request.Caller.Known,
-			"outcome", ev.Outcome, "status", ev.Status, "decision_time", ev.DecisionTime, "total_time", ev.TotalTime,
+			"uid", ev.Request.Caller.UID, "user", ev.Request.Caller.User, "pid", ev.Request.Caller.PID, "known", ev.Request.Caller.Known,
+			"outcome", ev.Outcome, "reasons", ev.Decision.Reasons, "status", ev.Status, "decision_time", ev.DecisionTime, "total_time", ev.TotalTime,
 			"error", ev.Error)
 		if p.cfg.Auditor == nil {
 			return
