@@ -145,7 +145,7 @@ func (e *Engine) Evaluate(ctx context.Context, in *input.Input, body []byte) Res
 // (none when 0).
 func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, timeout time.Duration) Result {
 	res := Result{Revision: r.ID}
-	val, err := inputValue(in, body)
+	val, err := inputValue(in, body, r.bodyWant)
 	if err != nil {
 		res.Failure = fmt.Sprintf("policy input could not be built (%v): refused", err)
 		return res

@@ -53,8 +53,12 @@ type Revision struct {
 	// Data is the whole data document the policy sees.
 	Data     map[string]any
 	Compiled time.Time
+	// BodyPaths are the parts of input.body the modules read (nil: all of
+	// it); only those are converted for evaluation.
+	BodyPaths [][]string
 
-	query rego.PreparedEvalQuery
+	query    rego.PreparedEvalQuery
+	bodyWant pathTrie
 }
 
 // Compile loads the built-in library and the user's modules and data,
@@ -145,14 +149,21 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if err != nil {
 		return nil, err
 	}
+	paths := bodyPaths(modules)
+	var want pathTrie
+	if paths != nil {
+		want = newPathTrie(paths)
+	}
 	return &Revision{
-		ID:       hash[:12],
-		Hash:     hash,
-		Modules:  names,
-		Library:  libCfg,
-		Data:     data,
-		Compiled: time.Now(),
-		query:    query,
+		BodyPaths: paths,
+		bodyWant:  want,
+		ID:        hash[:12],
+		Hash:      hash,
+		Modules:   names,
+		Library:   libCfg,
+		Data:      data,
+		Compiled:  time.Now(),
+		query:     query,
 	}, nil
 }
 

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -18,17 +17,18 @@ import (
 // (never null), so that policies can iterate and count them without guards.
 // body is the canonical JSON of in.Body when the caller has it (nil
 // otherwise); it is parsed instead of re-encoding in.Body.
-func inputValue(in *input.Input, body []byte) (ast.Value, error) {
-	bodyVal, err := bodyValue(in.Body, body)
+// want names the parts of the body the policy reads (nil: all of it).
+func inputValue(in *input.Input, body []byte, want pathTrie) (ast.Value, error) {
+	bodyVal, err := bodyValue(in.Body, body, want)
 	if err != nil {
 		return nil, err
 	}
 	obj := ast.NewObjectWithCapacity(13)
-	put(obj, "operation", ast.String(in.Operation))
-	put(obj, "method", ast.String(in.Method))
-	put(obj, "path", ast.String(in.Path))
-	put(obj, "api_version", ast.String(in.APIVersion))
-	put(obj, "versioned", ast.Boolean(in.Versioned))
+	putS(obj, "operation", in.Operation)
+	putS(obj, "method", in.Method)
+	putS(obj, "path", in.Path)
+	putS(obj, "api_version", in.APIVersion)
+	putB(obj, "versioned", in.Versioned)
 	put(obj, "query", multiMap(in.Query))
 	put(obj, "vars", stringMap(in.Vars))
 	put(obj, "caller", callerValue(&in.Caller))
@@ -51,13 +51,13 @@ func inputValue(in *input.Input, body []byte) (ast.Value, error) {
 
 // bodyValue converts the decoded body. Generic JSON values convert natively;
 // typed values (moby structs) go through their canonical JSON.
-func bodyValue(body any, canonical []byte) (ast.Value, error) {
+func bodyValue(body any, canonical []byte, want pathTrie) (ast.Value, error) {
 	switch b := body.(type) {
 	case nil:
 		return ast.Null{}, nil
 	case json.RawMessage:
 		// input.Build's body is the canonical JSON itself.
-		return parseJSON(b)
+		return parseJSONPaths(b, want)
 	case map[string]any, []any, string, bool, json.Number:
 		return ast.InterfaceToValue(b)
 	}
@@ -68,24 +68,34 @@ func bodyValue(body any, canonical []byte) (ast.Value, error) {
 		}
 		canonical = raw
 	}
-	return parseJSON(canonical)
-}
-
-func parseJSON(raw []byte) (ast.Value, error) {
-	v, err := ast.ValueFromReader(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("policy input body: %w", err)
-	}
-	return v, nil
+	return parseJSONPaths(canonical, want)
 }
 
 func put(obj ast.Object, key string, v ast.Value) {
-	obj.Insert(ast.InternedTerm(key), ast.NewTerm(v))
+	switch v {
+	case ast.InternedEmptyArrayValue:
+		obj.Insert(keyTerm(key), ast.InternedEmptyArray)
+	case ast.InternedEmptyObjectValue:
+		obj.Insert(keyTerm(key), ast.InternedEmptyObject)
+	default:
+		obj.Insert(keyTerm(key), ast.NewTerm(v))
+	}
 }
+
+// putT, putS and putB share the interned terms of common values (false,
+// true, "", small numbers): most facts are zero values.
+func putT(obj ast.Object, key string, t *ast.Term) { obj.Insert(keyTerm(key), t) }
+
+func putS(obj ast.Object, key, s string) { obj.Insert(keyTerm(key), ast.InternedTerm(s)) }
+
+func putB(obj ast.Object, key string, b bool) { obj.Insert(keyTerm(key), ast.InternedTerm(b)) }
 
 func str(s string) *ast.Term { return ast.StringTerm(s) }
 
 func strArray(xs []string) ast.Value {
+	if len(xs) == 0 {
+		return ast.InternedEmptyArrayValue
+	}
 	terms := make([]*ast.Term, len(xs))
 	for i, x := range xs {
 		terms[i] = str(x)
@@ -94,6 +104,9 @@ func strArray(xs []string) ast.Value {
 }
 
 func stringMap(m map[string]string) ast.Value {
+	if len(m) == 0 {
+		return ast.InternedEmptyObjectValue
+	}
 	obj := ast.NewObjectWithCapacity(len(m))
 	for k, v := range m {
 		obj.Insert(str(k), str(v))
@@ -111,16 +124,16 @@ func multiMap(m map[string][]string) ast.Value {
 
 func callerValue(c *proxy.Caller) ast.Value {
 	obj := ast.NewObjectWithCapacity(8)
-	put(obj, "known", ast.Boolean(c.Known))
-	put(obj, "uid", ast.InternedTerm(c.UID).Value)
-	put(obj, "gid", ast.InternedTerm(c.GID).Value)
-	put(obj, "pid", ast.InternedTerm(c.PID).Value)
+	putB(obj, "known", c.Known)
+	putT(obj, "uid", ast.InternedTerm(c.UID))
+	putT(obj, "gid", ast.InternedTerm(c.GID))
+	putT(obj, "pid", ast.InternedTerm(c.PID))
 	// omitempty in the JSON schema: absent rather than "".
 	if c.User != "" {
-		put(obj, "user", ast.String(c.User))
+		putS(obj, "user", c.User)
 	}
 	if c.Group != "" {
-		put(obj, "group", ast.String(c.Group))
+		putS(obj, "group", c.Group)
 	}
 	if len(c.Groups) > 0 {
 		put(obj, "groups", strArray(c.Groups))
@@ -130,20 +143,20 @@ func callerValue(c *proxy.Caller) ast.Value {
 
 func userValue(u *input.UserFacts) ast.Value {
 	obj := ast.NewObjectWithCapacity(8)
-	put(obj, "raw", ast.String(u.Raw))
-	put(obj, "source", ast.String(u.Source))
-	put(obj, "value", ast.String(u.Value))
-	put(obj, "uid", ast.InternedTerm(u.UID).Value)
-	put(obj, "gid", ast.InternedTerm(u.GID).Value)
-	put(obj, "root", ast.Boolean(u.Root))
-	put(obj, "resolved", ast.Boolean(u.Resolved))
+	putS(obj, "raw", u.Raw)
+	putS(obj, "source", u.Source)
+	putS(obj, "value", u.Value)
+	putT(obj, "uid", ast.InternedTerm(u.UID))
+	putT(obj, "gid", ast.InternedTerm(u.GID))
+	putB(obj, "root", u.Root)
+	putB(obj, "resolved", u.Resolved)
 	return obj
 }
 
 func containerValue(c *input.ContainerFacts) ast.Value {
 	obj := ast.NewObjectWithCapacity(10)
-	put(obj, "name", ast.String(c.Name))
-	put(obj, "image", ast.String(c.Image))
+	putS(obj, "name", c.Name)
+	putS(obj, "image", c.Image)
 	put(obj, "user", userValue(&c.User))
 	mounts := make([]*ast.Term, len(c.Mounts))
 	for i := range c.Mounts {
@@ -155,7 +168,7 @@ func containerValue(c *input.ContainerFacts) ast.Value {
 		ports[i] = ast.NewTerm(portValue(&c.Ports[i]))
 	}
 	put(obj, "ports", ast.NewArray(ports...))
-	put(obj, "publish_all", ast.Boolean(c.PublishAll))
+	putB(obj, "publish_all", c.PublishAll)
 	nets := make([]*ast.Term, len(c.Networks))
 	for i := range c.Networks {
 		nets[i] = ast.NewTerm(networkValue(&c.Networks[i]))
@@ -169,50 +182,50 @@ func containerValue(c *input.ContainerFacts) ast.Value {
 
 func mountValue(m *input.Mount) ast.Value {
 	obj := ast.NewObjectWithCapacity(22)
-	put(obj, "origin", ast.String(m.Origin))
-	put(obj, "type", ast.String(m.Type))
-	put(obj, "source", ast.String(m.Source))
-	put(obj, "target", ast.String(m.Target))
-	put(obj, "host_bind", ast.Boolean(m.HostBind))
-	put(obj, "host_path", ast.String(m.HostPath))
-	put(obj, "real_path", ast.String(m.RealPath))
-	put(obj, "path_status", ast.String(m.PathStatus))
-	put(obj, "path_differs", ast.Boolean(m.PathDiffers))
-	put(obj, "read_only", ast.Boolean(m.ReadOnly))
-	put(obj, "read_only_recursive", ast.Boolean(m.ReadOnlyRecursive))
-	put(obj, "propagation", ast.String(m.Propagation))
-	put(obj, "relabel", ast.String(m.Relabel))
-	put(obj, "nocopy", ast.Boolean(m.NoCopy))
-	put(obj, "create_mountpoint", ast.Boolean(m.CreateMountpoint))
-	put(obj, "driver", ast.String(m.Driver))
+	putS(obj, "origin", m.Origin)
+	putS(obj, "type", m.Type)
+	putS(obj, "source", m.Source)
+	putS(obj, "target", m.Target)
+	putB(obj, "host_bind", m.HostBind)
+	putS(obj, "host_path", m.HostPath)
+	putS(obj, "real_path", m.RealPath)
+	putS(obj, "path_status", m.PathStatus)
+	putB(obj, "path_differs", m.PathDiffers)
+	putB(obj, "read_only", m.ReadOnly)
+	putB(obj, "read_only_recursive", m.ReadOnlyRecursive)
+	putS(obj, "propagation", m.Propagation)
+	putS(obj, "relabel", m.Relabel)
+	putB(obj, "nocopy", m.NoCopy)
+	putB(obj, "create_mountpoint", m.CreateMountpoint)
+	putS(obj, "driver", m.Driver)
 	put(obj, "driver_options", stringMap(m.DriverOptions))
-	put(obj, "volume_found", ast.Boolean(m.VolumeFound))
+	putB(obj, "volume_found", m.VolumeFound)
 	if m.FromContainer != "" {
-		put(obj, "from_container", ast.String(m.FromContainer))
+		putS(obj, "from_container", m.FromContainer)
 	}
 	return obj
 }
 
 func portValue(p *input.Port) ast.Value {
 	obj := ast.NewObjectWithCapacity(6)
-	put(obj, "container_port", ast.String(p.ContainerPort))
-	put(obj, "protocol", ast.String(p.Protocol))
-	put(obj, "host_ip", ast.String(p.HostIP))
-	put(obj, "host_port", ast.String(p.HostPort))
-	put(obj, "all_interfaces", ast.Boolean(p.AllInterfaces))
-	put(obj, "loopback", ast.Boolean(p.Loopback))
+	putS(obj, "container_port", p.ContainerPort)
+	putS(obj, "protocol", p.Protocol)
+	putS(obj, "host_ip", p.HostIP)
+	putS(obj, "host_port", p.HostPort)
+	putB(obj, "all_interfaces", p.AllInterfaces)
+	putB(obj, "loopback", p.Loopback)
 	return obj
 }
 
 func networkValue(n *input.Network) ast.Value {
 	obj := ast.NewObjectWithCapacity(10)
-	put(obj, "ref", ast.String(n.Ref))
-	put(obj, "mode", ast.String(n.Mode))
-	put(obj, "name", ast.String(n.Name))
-	put(obj, "id", ast.String(n.ID))
-	put(obj, "found", ast.Boolean(n.Found))
+	putS(obj, "ref", n.Ref)
+	putS(obj, "mode", n.Mode)
+	putS(obj, "name", n.Name)
+	putS(obj, "id", n.ID)
+	putB(obj, "found", n.Found)
 	if n.Container != "" {
-		put(obj, "container", ast.String(n.Container))
+		putS(obj, "container", n.Container)
 	}
 	if len(n.Aliases) > 0 {
 		put(obj, "aliases", strArray(n.Aliases))
@@ -242,15 +255,15 @@ func namespacesValue(ns *input.Namespaces) ast.Value {
 
 func namespaceValue(n *input.Namespace) ast.Value {
 	obj := ast.NewObjectWithCapacity(3)
-	put(obj, "mode", ast.String(n.Mode))
-	put(obj, "host", ast.Boolean(n.Host))
-	put(obj, "container", ast.String(n.Container))
+	putS(obj, "mode", n.Mode)
+	putB(obj, "host", n.Host)
+	putS(obj, "container", n.Container)
 	return obj
 }
 
 func privilegesValue(p *input.Privileges) ast.Value {
 	obj := ast.NewObjectWithCapacity(22)
-	put(obj, "privileged", ast.Boolean(p.Privileged))
+	putB(obj, "privileged", p.Privileged)
 	put(obj, "cap_add", strArray(p.CapAdd))
 	put(obj, "cap_drop", strArray(p.CapDrop))
 	put(obj, "devices", strArray(p.Devices))
@@ -267,26 +280,26 @@ func privilegesValue(p *input.Privileges) ast.Value {
 	put(obj, "device_requests", ast.NewArray(reqs...))
 	put(obj, "security_opt", strArray(p.SecurityOpt))
 	put(obj, "unconfined", strArray(p.Unconfined))
-	put(obj, "masked_paths_override", ast.Boolean(p.MaskedPathsOverride))
-	put(obj, "readonly_paths_override", ast.Boolean(p.ReadonlyPathsOverride))
-	put(obj, "runtime", ast.String(p.Runtime))
-	put(obj, "cgroup_parent", ast.String(p.CgroupParent))
+	putB(obj, "masked_paths_override", p.MaskedPathsOverride)
+	putB(obj, "readonly_paths_override", p.ReadonlyPathsOverride)
+	putS(obj, "runtime", p.Runtime)
+	putS(obj, "cgroup_parent", p.CgroupParent)
 	put(obj, "sysctls", stringMap(p.Sysctls))
-	put(obj, "log_driver", ast.String(p.LogDriver))
+	putS(obj, "log_driver", p.LogDriver)
 	put(obj, "log_options", stringMap(p.LogOptions))
-	put(obj, "volume_driver", ast.String(p.VolumeDriver))
+	putS(obj, "volume_driver", p.VolumeDriver)
 	put(obj, "links", strArray(p.Links))
 	put(obj, "extra_hosts", strArray(p.ExtraHosts))
 	put(obj, "annotations", stringMap(p.Annotations))
-	put(obj, "oom_kill_disable", ast.Boolean(p.OomKillDisable))
-	put(obj, "init", ast.Boolean(p.Init))
+	putB(obj, "oom_kill_disable", p.OomKillDisable)
+	putB(obj, "init", p.Init)
 	return obj
 }
 
 func execValue(e *input.ExecFacts) ast.Value {
 	obj := ast.NewObjectWithCapacity(4)
-	put(obj, "container", ast.String(e.Container))
-	put(obj, "privileged", ast.Boolean(e.Privileged))
+	putS(obj, "container", e.Container)
+	putB(obj, "privileged", e.Privileged)
 	put(obj, "user", userValue(&e.User))
 	put(obj, "cmd", strArray(e.Cmd))
 	return obj

@@ -6,7 +6,9 @@ package sockproxy.lib.image
 import data.sockproxy.config
 import data.sockproxy.lib.util
 
-query := object.get(input, "query", {})
+query := input.query if input.query
+
+else := {}
 
 # dockerd reads the first value of a repeated query key.
 first(key) := query[key][0]

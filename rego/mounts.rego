@@ -5,7 +5,9 @@ package sockproxy.lib.mounts
 import data.sockproxy.config
 import data.sockproxy.lib.util
 
-mount_list := object.get(input, ["container", "mounts"], [])
+# Direct references to input (no object.get(input, ...)): the engine gives
+# the policy only the parts of input.body some rule references.
+mount_list := input.container.mounts
 
 # --- host paths: binds, and volumes that bind or overlay a host path
 
@@ -34,10 +36,15 @@ judge(m) := {"mount": m, "roots": roots_containing(m.real_path)} if {
 }
 
 # Path-segment aware: /data2 is not under /data; every path is under /.
-roots_containing(p) := [r |
-	some r in config.mount_roots
-	startswith(concat("", [p, "/"]), concat("", [trim_suffix(r.path, "/"), "/"]))
+roots_containing(p) := [root.root |
+	dir := concat("", [p, "/"])
+	some root in root_prefixes
+	startswith(dir, root.prefix)
 ]
+
+# Each root with its path as a directory prefix ("/data/"; "/" for /),
+# computed once per decision.
+root_prefixes := [{"root": r, "prefix": concat("", [trim_suffix(r.path, "/"), "/"])} | some r in config.mount_roots]
 
 deny contains msg if {
 	some check in checks
@@ -148,7 +155,10 @@ deny contains msg if {
 
 # --- volumes_from copies every mount of another container, host binds included
 
-volumes_from := object.get(input, ["body", "HostConfig", "VolumesFrom"], [])
+volumes_from := v if {
+	v := input.body.HostConfig.VolumesFrom
+	v != null
+} else := []
 
 deny contains msg if {
 	config.volumes_from != "judge"

@@ -7,11 +7,17 @@ import data.sockproxy.lib.util
 
 # The network as the daemon resolved it (input.target, when the normalizer
 # looked it up), else the reference from the path.
-ref := object.get(input, ["vars", "id"], "")
+ref := input.vars.id if input.vars.id
 
-name := object.get(input, ["target", "name"], ref)
+else := ""
 
-id := object.get(input, ["target", "id"], "")
+name := input.target.name if input.target.name
+
+else := ref
+
+id := input.target.id if input.target.id
+
+else := ""
 
 deny contains "network.connect without a network reference: refused" if ref == ""
 
