@@ -3,7 +3,10 @@
 # data.sockproxy.config (see docs/configuration.md).
 package sockproxy.lib.create
 
-import data.sockproxy.config
+# One read of the settings per decision: references into a rule value are
+# cheaper than reads from the store.
+settings := data.sockproxy.config
+
 import data.sockproxy.lib.mounts
 import data.sockproxy.lib.util
 
@@ -18,13 +21,13 @@ warn contains msg if some msg in mounts.warn
 # --- image
 
 deny contains msg if {
-	count(config.allowed_images) > 0
+	count(settings.allowed_images) > 0
 	not image_allowed(input.container.image)
-	msg := sprintf("image %s is not allowed: allowed_images are %s", [input.container.image, util.list_text(config.allowed_images)])
+	msg := sprintf("image %s is not allowed: allowed_images are %s", [input.container.image, util.list_text(settings.allowed_images)])
 }
 
 image_allowed(image) if {
-	some pattern in config.allowed_images
+	some pattern in settings.allowed_images
 	glob.match(pattern, null, image)
 }
 
@@ -37,9 +40,9 @@ deny contains msg if some msg in util.user_deny
 deny contains msg if {
 	some p in input.container.ports
 	p.all_interfaces == false
-	not p.host_ip in config.allowed_host_ips
+	not p.host_ip in settings.allowed_host_ips
 	not cidr_allowed(p.host_ip)
-	msg := sprintf("port %s/%s binds %s: only %s allowed", [p.container_port, p.protocol, p.host_ip, util.list_text(config.allowed_host_ips)])
+	msg := sprintf("port %s/%s binds %s: only %s allowed", [p.container_port, p.protocol, p.host_ip, util.list_text(settings.allowed_host_ips)])
 }
 
 # Listing 0.0.0.0 or :: is the only way to allow all interfaces, whatever the
@@ -48,12 +51,12 @@ deny contains msg if {
 	some p in input.container.ports
 	p.all_interfaces
 	not all_interfaces_allowed
-	msg := sprintf("port %s/%s binds %s: only %s allowed", [p.container_port, p.protocol, host_ip_text(p), util.list_text(config.allowed_host_ips)])
+	msg := sprintf("port %s/%s binds %s: only %s allowed", [p.container_port, p.protocol, host_ip_text(p), util.list_text(settings.allowed_host_ips)])
 }
 
 deny contains "publish_all (-P) is not allowed: it publishes every exposed port on all interfaces" if {
 	input.container.publish_all == true # indexable: skipped unless set
-	not config.allow_publish_all
+	not settings.allow_publish_all
 }
 
 host_ip_text(p) := p.host_ip if p.host_ip != ""
@@ -61,13 +64,13 @@ host_ip_text(p) := p.host_ip if p.host_ip != ""
 else := "all interfaces (empty HostIp)"
 
 all_interfaces_allowed if {
-	some a in config.allowed_host_ips
+	some a in settings.allowed_host_ips
 	a in {"0.0.0.0", "::", "0.0.0.0/0", "::/0"}
 }
 
 # Other spellings of an allowed address (0:0:0:0:0:0:0:1) and CIDR entries.
 cidr_allowed(ip) if {
-	some a in config.allowed_host_ips
+	some a in settings.allowed_host_ips
 	net.cidr_contains(cidr(a), ip)
 }
 
@@ -83,42 +86,42 @@ deny contains msg if {
 	some n in input.container.networks
 	n.mode in {"default", "bridge"}
 	not default_network_allowed
-	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(config.allowed_networks)])
+	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(settings.allowed_networks)])
 }
 
 # "default" is the bridge network on Linux: either name allows both spellings.
 default_network_allowed if {
 	some x in {"default", "bridge"}
-	x in config.allowed_networks
+	x in settings.allowed_networks
 }
 
 deny contains msg if {
 	some n in input.container.networks
 	n.mode == "named"
 	n.found
-	not n.name in config.allowed_networks
-	not n.id in config.allowed_networks
-	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(config.allowed_networks)])
+	not n.name in settings.allowed_networks
+	not n.id in settings.allowed_networks
+	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(settings.allowed_networks)])
 }
 
 deny contains msg if {
 	some n in input.container.networks
 	n.mode == "named"
 	not n.found
-	msg := sprintf("network %s does not exist on the daemon: only %s allowed", [n.ref, util.list_text(config.allowed_networks)])
+	msg := sprintf("network %s does not exist on the daemon: only %s allowed", [n.ref, util.list_text(settings.allowed_networks)])
 }
 
 deny contains "network host is not allowed: it shares the host's network namespace" if {
 	some n in input.container.networks
 	n.mode == "host"
-	not "host" in config.allowed_networks
+	not "host" in settings.allowed_networks
 }
 
 deny contains msg if {
 	some n in input.container.networks
 	n.mode == "container"
-	not "container:*" in config.allowed_networks
-	not concat("", ["container:", n.container]) in config.allowed_networks
+	not "container:*" in settings.allowed_networks
+	not concat("", ["container:", n.container]) in settings.allowed_networks
 	msg := sprintf("network container:%s is not allowed: it joins another container's network namespace", [n.container])
 }
 
@@ -138,7 +141,7 @@ deny contains msg if {
 	some kind, ns in input.container.namespaces
 	kind != "network"
 	ns.host
-	not kind in config.allowed_host_namespaces
+	not kind in settings.allowed_host_namespaces
 	msg := sprintf("%s namespace host is not allowed: it shares the host's %s namespace", [kind, kind])
 }
 
@@ -146,7 +149,7 @@ deny contains msg if {
 	some kind, ns in input.container.namespaces
 	kind != "network"
 	ns.container != ""
-	not kind in config.allowed_container_namespaces
+	not kind in settings.allowed_container_namespaces
 	msg := sprintf("%s namespace container:%s is not allowed: it joins another container's namespace", [kind, ns.container])
 }
 
@@ -154,35 +157,35 @@ deny contains msg if {
 
 deny contains "privileged is not allowed: it gives the container every capability and device of the host" if {
 	input.container.privileges.privileged == true # indexable: skipped unless set
-	not config.allow_privileged
+	not settings.allow_privileged
 }
 
 deny contains msg if {
 	some cap in input.container.privileges.cap_add
-	not cap in config.allowed_capabilities
-	msg := sprintf("capability %s is not allowed: allowed_capabilities are %s", [cap, util.list_text(config.allowed_capabilities)])
+	not cap in settings.allowed_capabilities
+	msg := sprintf("capability %s is not allowed: allowed_capabilities are %s", [cap, util.list_text(settings.allowed_capabilities)])
 }
 
 deny contains msg if {
 	some dev in input.container.privileges.devices
-	not dev in config.allowed_devices
-	msg := sprintf("device %s is not allowed: allowed_devices are %s", [dev, util.list_text(config.allowed_devices)])
+	not dev in settings.allowed_devices
+	msg := sprintf("device %s is not allowed: allowed_devices are %s", [dev, util.list_text(settings.allowed_devices)])
 }
 
 deny contains msg if {
 	some rule in input.container.privileges.device_cgroup_rules
-	not rule in config.allowed_device_cgroup_rules
+	not rule in settings.allowed_device_cgroup_rules
 	msg := sprintf("device cgroup rule %q is not allowed", [rule])
 }
 
 deny contains "device requests (--gpus) are not allowed: set allow_device_requests" if {
 	count(input.container.privileges.device_requests) > 0
-	not config.allow_device_requests
+	not settings.allow_device_requests
 }
 
 deny contains msg if {
 	some what in input.container.privileges.unconfined
-	not what in config.allowed_unconfined
+	not what in settings.allowed_unconfined
 	msg := sprintf("security option that switches off %s is not allowed", [what])
 }
 
@@ -192,8 +195,8 @@ deny contains msg if {
 	some opt in input.container.privileges.security_opt
 	not safe_security_option(opt)
 	not switches_off(opt)
-	not opt in config.allowed_security_options
-	msg := sprintf("security option %q is not allowed: allowed_security_options are %s", [opt, util.list_text(config.allowed_security_options)])
+	not opt in settings.allowed_security_options
+	msg := sprintf("security option %q is not allowed: allowed_security_options are %s", [opt, util.list_text(settings.allowed_security_options)])
 }
 
 safe_security_option(opt) if opt in {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"}
@@ -210,41 +213,41 @@ switches_off(opt) if opt in {"label=disable", "label:disable", "no-new-privilege
 
 deny contains "MaskedPaths override is not allowed: it can unmask /proc and /sys paths" if {
 	input.container.privileges.masked_paths_override == true # indexable: skipped unless set
-	not config.allow_masked_paths_override
+	not settings.allow_masked_paths_override
 }
 
 deny contains "ReadonlyPaths override is not allowed: it can make /proc and /sys paths writable" if {
 	input.container.privileges.readonly_paths_override == true # indexable: skipped unless set
-	not config.allow_readonly_paths_override
+	not settings.allow_readonly_paths_override
 }
 
 deny contains msg if {
 	input.container.privileges.runtime != ""
-	not input.container.privileges.runtime in config.allowed_runtimes
-	msg := sprintf("runtime %s is not allowed: allowed_runtimes are %s", [input.container.privileges.runtime, util.list_text(config.allowed_runtimes)])
+	not input.container.privileges.runtime in settings.allowed_runtimes
+	msg := sprintf("runtime %s is not allowed: allowed_runtimes are %s", [input.container.privileges.runtime, util.list_text(settings.allowed_runtimes)])
 }
 
 deny contains msg if {
 	input.container.privileges.cgroup_parent != ""
-	not input.container.privileges.cgroup_parent in config.allowed_cgroup_parents
+	not input.container.privileges.cgroup_parent in settings.allowed_cgroup_parents
 	msg := sprintf("cgroup parent %s is not allowed", [input.container.privileges.cgroup_parent])
 }
 
 deny contains msg if {
 	some name, _ in input.container.privileges.sysctls
-	not name in config.allowed_sysctls
-	msg := sprintf("sysctl %s is not allowed: allowed_sysctls are %s", [name, util.list_text(config.allowed_sysctls)])
+	not name in settings.allowed_sysctls
+	msg := sprintf("sysctl %s is not allowed: allowed_sysctls are %s", [name, util.list_text(settings.allowed_sysctls)])
 }
 
 deny contains msg if {
 	input.container.privileges.log_driver != ""
-	not input.container.privileges.log_driver in config.allowed_log_drivers
-	msg := sprintf("log driver %s is not allowed: allowed_log_drivers are %s", [input.container.privileges.log_driver, util.list_text(config.allowed_log_drivers)])
+	not input.container.privileges.log_driver in settings.allowed_log_drivers
+	msg := sprintf("log driver %s is not allowed: allowed_log_drivers are %s", [input.container.privileges.log_driver, util.list_text(settings.allowed_log_drivers)])
 }
 
 deny contains msg if {
 	input.container.privileges.volume_driver != ""
 	input.container.privileges.volume_driver != "local"
-	not input.container.privileges.volume_driver in config.volume_drivers
-	msg := sprintf("volume driver %s is not allowed: volume_drivers are %s", [input.container.privileges.volume_driver, util.list_text(config.volume_drivers)])
+	not input.container.privileges.volume_driver in settings.volume_drivers
+	msg := sprintf("volume driver %s is not allowed: volume_drivers are %s", [input.container.privileges.volume_driver, util.list_text(settings.volume_drivers)])
 }

@@ -3,7 +3,10 @@
 # image and are refused unless allow_image_import.
 package sockproxy.lib.image
 
-import data.sockproxy.config
+# One read of the settings per decision: references into a rule value are
+# cheaper than reads from the store.
+settings := data.sockproxy.config
+
 import data.sockproxy.lib.util
 
 query := input.query if input.query
@@ -16,7 +19,7 @@ first(key) := query[key][0]
 deny contains msg if {
 	src := first("fromSrc")
 	src != ""
-	not config.allow_image_import
+	not settings.allow_image_import
 	msg := sprintf("image import (fromSrc=%s) is not allowed: set allow_image_import", [src])
 }
 
@@ -45,13 +48,13 @@ with_tag(image, tag) := sprintf("%s:%s", [image, tag]) if {
 }
 
 deny contains msg if {
-	count(config.allowed_images) > 0
+	count(settings.allowed_images) > 0
 	nonempty("fromImage")
 	not allowed(reference)
-	msg := sprintf("image %s is not allowed: allowed_images are %s", [reference, util.list_text(config.allowed_images)])
+	msg := sprintf("image %s is not allowed: allowed_images are %s", [reference, util.list_text(settings.allowed_images)])
 }
 
 allowed(ref) if {
-	some pattern in config.allowed_images
+	some pattern in settings.allowed_images
 	glob.match(pattern, null, ref)
 }

@@ -2,7 +2,10 @@
 # mount, whatever field asked for it: Binds, Mounts, VolumesFrom).
 package sockproxy.lib.mounts
 
-import data.sockproxy.config
+# One read of the settings per decision: references into a rule value are
+# cheaper than reads from the store.
+settings := data.sockproxy.config
+
 import data.sockproxy.lib.util
 
 # Direct references to input (no object.get(input, ...)): the engine gives
@@ -15,7 +18,7 @@ deny contains msg if {
 	some m in mount_list
 	m.host_bind
 	m.path_status != "resolved"
-	not config.allow_unresolved_paths
+	not settings.allow_unresolved_paths
 	msg := sprintf("mount %s: %s: refused because its real path cannot be judged", [label(m), status_text(m)])
 }
 
@@ -32,7 +35,7 @@ checks := [check |
 judge(m) := {"mount": m, "roots": roots_containing(m.real_path)} if {
 	m.path_status == "resolved"
 } else := {"mount": m, "roots": roots_containing(m.host_path)} if {
-	config.allow_unresolved_paths
+	settings.allow_unresolved_paths
 }
 
 # Path-segment aware: /data2 is not under /data; every path is under /.
@@ -44,7 +47,7 @@ roots_containing(p) := [root.root |
 
 # Each root with its path as a directory prefix ("/data/"; "/" for /),
 # computed once per decision.
-root_prefixes := [{"root": r, "prefix": concat("", [trim_suffix(r.path, "/"), "/"])} | some r in config.mount_roots]
+root_prefixes := [{"root": r, "prefix": concat("", [trim_suffix(r.path, "/"), "/"])} | some r in settings.mount_roots]
 
 deny contains msg if {
 	some check in checks
@@ -116,8 +119,8 @@ deny contains msg if {
 	some m in mount_list
 	m.type == "volume"
 	driver(m) != "local"
-	not driver(m) in config.volume_drivers
-	msg := sprintf("volume %s uses driver %s: only local and volume_drivers (%s) allowed", [volume_name(m), driver(m), util.list_text(config.volume_drivers)])
+	not driver(m) in settings.volume_drivers
+	msg := sprintf("volume %s uses driver %s: only local and volume_drivers (%s) allowed", [volume_name(m), driver(m), util.list_text(settings.volume_drivers)])
 }
 
 # Local-driver options that mount a device or a network share. tmpfs volumes
@@ -149,8 +152,8 @@ deny contains msg if {
 
 deny contains msg if {
 	some m in mount_list
-	not m.type in config.allowed_mount_types
-	msg := sprintf("mount type %s (target %s) is not allowed: allowed_mount_types are %s", [m.type, m.target, util.list_text(config.allowed_mount_types)])
+	not m.type in settings.allowed_mount_types
+	msg := sprintf("mount type %s (target %s) is not allowed: allowed_mount_types are %s", [m.type, m.target, util.list_text(settings.allowed_mount_types)])
 }
 
 # --- volumes_from copies every mount of another container, host binds included
@@ -161,7 +164,7 @@ volumes_from := v if {
 } else := []
 
 deny contains msg if {
-	config.volumes_from != "judge"
+	settings.volumes_from != "judge"
 	some ref in volumes_from
 	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [ref])
 }
@@ -169,7 +172,7 @@ deny contains msg if {
 # The normalizer's volumes_from entries, for a body that names none (defence
 # in depth: the facts are what dockerd will mount).
 deny contains msg if {
-	config.volumes_from != "judge"
+	settings.volumes_from != "judge"
 	count(volumes_from) == 0
 	some m in mount_list
 	m.origin == "volumes_from"

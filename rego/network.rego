@@ -2,7 +2,10 @@
 # so network membership is judged here as well as at create.
 package sockproxy.lib.network
 
-import data.sockproxy.config
+# One read of the settings per decision: references into a rule value are
+# cheaper than reads from the store.
+settings := data.sockproxy.config
+
 import data.sockproxy.lib.util
 
 # The network as the daemon resolved it (input.target, when the normalizer
@@ -24,20 +27,20 @@ deny contains "network.connect without a network reference: refused" if ref == "
 deny contains msg if {
 	ref != ""
 	not allowed
-	msg := sprintf("network %s is not allowed: only %s allowed", [text, util.list_text(config.allowed_networks)])
+	msg := sprintf("network %s is not allowed: only %s allowed", [text, util.list_text(settings.allowed_networks)])
 }
 
-allowed if name in config.allowed_networks
+allowed if name in settings.allowed_networks
 
 allowed if {
 	id != ""
-	id in config.allowed_networks
+	id in settings.allowed_networks
 }
 
 # "default" is the bridge network's other name.
 allowed if {
 	name == "bridge"
-	"default" in config.allowed_networks
+	"default" in settings.allowed_networks
 }
 
 text := ref if ref == name

@@ -1,6 +1,10 @@
 # Helpers shared by the library's rule packages.
 package sockproxy.lib.util
 
+# One read of the settings per decision: references into a rule value are
+# cheaper than reads from the store.
+settings := data.sockproxy.config
+
 # list_text renders an allowlist for a message: "a, b" or "none".
 list_text(xs) := concat(", ", [sprintf("%v", [x]) | some x in xs]) if count(xs) > 0
 
@@ -26,7 +30,7 @@ subject := {"user": input.exec.user, "prefix": "exec user"} if input.operation =
 # user_deny are the refusals of the user rules, shared by container.create
 # and exec.create.
 user_deny contains msg if {
-	data.sockproxy.config.require_non_root
+	settings.require_non_root
 	subject.user.root
 	msg := sprintf("%s %s (uid 0%s) not allowed: set User to a non-root uid", [subject.prefix, user_text(subject.user), user_origin(subject.user)])
 }
@@ -34,18 +38,18 @@ user_deny contains msg if {
 user_deny contains msg if {
 	subject.user.resolved == false
 	subject.user.root == false
-	not data.sockproxy.config.allow_unresolved_users
+	not settings.allow_unresolved_users
 	msg := sprintf("%s %q%s cannot be resolved to a uid: set User to a numeric uid[:gid]", [subject.prefix, subject.user.value, user_origin(subject.user)])
 }
 
 user_deny contains msg if {
-	count(data.sockproxy.config.allowed_uids) > 0
-	not subject.user.uid in data.sockproxy.config.allowed_uids
-	msg := sprintf("%s %s (uid %d) is not in allowed_uids: %s", [subject.prefix, user_text(subject.user), subject.user.uid, list_text(data.sockproxy.config.allowed_uids)])
+	count(settings.allowed_uids) > 0
+	not subject.user.uid in settings.allowed_uids
+	msg := sprintf("%s %s (uid %d) is not in allowed_uids: %s", [subject.prefix, user_text(subject.user), subject.user.uid, list_text(settings.allowed_uids)])
 }
 
 user_deny contains msg if {
-	count(data.sockproxy.config.allowed_gids) > 0
-	not subject.user.gid in data.sockproxy.config.allowed_gids
-	msg := sprintf("%s %s (gid %d) is not in allowed_gids: %s", [subject.prefix, user_text(subject.user), subject.user.gid, list_text(data.sockproxy.config.allowed_gids)])
+	count(settings.allowed_gids) > 0
+	not subject.user.gid in settings.allowed_gids
+	msg := sprintf("%s %s (gid %d) is not in allowed_gids: %s", [subject.prefix, user_text(subject.user), subject.user.gid, list_text(settings.allowed_gids)])
 }
