@@ -46,3 +46,5 @@ func FuzzParseJSON(f *testing.F) {
 	}
 	f.Fuzz(checkParseJSON)
 }
+
+func jsonReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
