@@ -145,6 +145,22 @@ deny contains msg if {
 	msg := sprintf("%s namespace host is not allowed: it shares the host's %s namespace", [kind, kind])
 }
 
+# A default that is the host's namespace (cgroupns below API 1.41 on a
+# cgroup v1 host) shares it just the same.
+deny contains msg if {
+	some kind, ns in input.container.namespaces
+	kind != "network"
+	ns.default == true
+	ns.mode == "host"
+	not kind in settings.allowed_host_namespaces
+	msg := sprintf("%s namespace host (dockerd's default at API %s on this host) is not allowed: set it to private or use a newer API version", [kind, input.api_version])
+}
+
+deny contains msg if {
+	input.container.privileges.cgroup != ""
+	msg := sprintf("cgroup %s is not allowed: it joins another container's cgroup", [input.container.privileges.cgroup])
+}
+
 deny contains msg if {
 	some kind, ns in input.container.namespaces
 	kind != "network"

@@ -136,7 +136,17 @@ test_container_namespaces_refused if {
 	count(f.deny(ns("ipc", {"mode": "container:db", "host": false, "container": "db"}))) == 0 with data.sockproxy.config.allowed_container_namespaces as ["ipc"]
 }
 
+test_default_host_cgroupns_refused if {
+	p := array.concat(ns("cgroupns", {"mode": "host", "host": false, "default": true, "container": ""}), f.set("/api_version", "1.40"))
+	f.deny(p) == {"cgroupns namespace host (dockerd's default at API 1.40 on this host) is not allowed: set it to private or use a newer API version"}
+	count(f.deny(p)) == 0 with data.sockproxy.config.allowed_host_namespaces as ["cgroupns"]
+}
+
 # --- privileges
+
+test_shared_cgroup_refused if {
+	f.deny(f.add("/container/privileges/cgroup", "container:db")) == {"cgroup container:db is not allowed: it joins another container's cgroup"}
+}
 
 test_privileged_refused if {
 	f.deny(priv("privileged", true)) == {"privileged is not allowed: it gives the container every capability and device of the host"}
