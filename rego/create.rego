@@ -117,6 +117,13 @@ deny contains "network host is not allowed: it shares the host's network namespa
 	not "host" in settings.allowed_networks
 }
 
+# However it is reached: a network whose driver is host named by name, ID or
+# prefix, or another container that is on the host's network.
+deny contains "network host is not allowed: it shares the host's network namespace" if {
+	input.container.namespaces.network.host == true
+	not "host" in settings.allowed_networks
+}
+
 deny contains msg if {
 	some n in input.container.networks
 	n.mode == "container"
@@ -145,15 +152,16 @@ deny contains msg if {
 	msg := sprintf("%s namespace host is not allowed: it shares the host's %s namespace", [kind, kind])
 }
 
-# A default that is the host's namespace (cgroupns below API 1.41 on a
-# cgroup v1 host) shares it just the same.
-deny contains msg if {
+# A default that is the host's namespace (cgroupns on a cgroup v1 host, and
+# below API 1.41) is dockerd's normal behaviour there: refusing it would
+# refuse every create that does not set the mode, so it is a warning; list
+# nothing and set the mode to refuse it with a user rule.
+warn contains msg if {
 	some kind, ns in input.container.namespaces
 	kind != "network"
 	ns.default == true
 	ns.mode == "host"
-	not kind in settings.allowed_host_namespaces
-	msg := sprintf("%s namespace host (dockerd's default at API %s on this host) is not allowed: set it to private or use a newer API version", [kind, input.api_version])
+	msg := sprintf("%s namespace is the host's by dockerd's default here (API %s): set it to private to isolate it", [kind, input.api_version])
 }
 
 deny contains msg if {
