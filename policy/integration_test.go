@@ -92,9 +92,9 @@ func TestIntegrationDecisionsAgainstDockerd(t *testing.T) {
 
 	create := func(mutate func(cfg map[string]any, host map[string]any)) string {
 		cfg := map[string]any{
-			"Image": dockertest.Image,
-			"User":  "1000:1000",
-			"Cmd":   []string{"sh", "-c", "id -u > /workspace/uid && (touch /data/x 2>/dev/null || echo ro > /workspace/data-mode)"},
+			"Image":        dockertest.Image,
+			"User":         "1000:1000",
+			"Cmd":          []string{"sh", "-c", "id -u > /workspace/uid && (touch /data/x 2>/dev/null || echo ro > /workspace/data-mode)"},
 			"ExposedPorts": map[string]any{"30412/tcp": map[string]any{}},
 		}
 		host := map[string]any{
