@@ -383,3 +383,26 @@ func TestDecideWithInputBuild(t *testing.T) {
 		t.Fatalf("a mis-cased key: allow=%v status=%d reasons=%q, want 400", d.Allow, d.Status, d.Reasons)
 	}
 }
+
+// Decisions run concurrently with reloads: each sees one whole revision.
+func TestConcurrentDecideAndReload(t *testing.T) {
+	in, body := openHandsInput(t)
+	e := newEngine(t, Options{Data: openHandsRoots, Build: staticBuilder(in, body)})
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 5 {
+			if _, err := e.Reload(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 200 {
+		if d := e.Decide(ctx, createReq); !d.Allow || d.Revision == "" {
+			t.Fatalf("allow=%v revision=%q reasons=%q", d.Allow, d.Revision, d.Reasons)
+		}
+	}
+	<-done
+}
