@@ -38,9 +38,6 @@ type Options struct {
 	Data map[string]any
 	// EvalTimeout bounds one evaluation (DefaultEvalTimeout when 0).
 	EvalTimeout time.Duration
-	// DryRun allows what the policy refuses, keeping the reasons in the
-	// decision and its facts, to learn what an application needs.
-	DryRun bool
 	// Input configures input.Build, which makes the policy input.
 	Input input.Options
 	// Build replaces input.Build when set (tests, tools).
@@ -52,7 +49,6 @@ type Options struct {
 // Engine is a proxy.Decider backed by a swappable policy revision.
 type Engine struct {
 	timeout time.Duration
-	dryRun  bool
 	build   Builder
 	source  Source
 	log     *slog.Logger
@@ -70,7 +66,6 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		timeout: opts.EvalTimeout,
-		dryRun:  opts.DryRun,
 		build:   opts.Build,
 		source:  Source{Dirs: opts.Dirs, Data: opts.Data},
 		log:     opts.Logger,
@@ -252,10 +247,6 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 	}
 	if len(res.Warn) > 0 {
 		e.log.Warn("policy warning", "request", req.ID, "operation", in.Operation, "warnings", res.Warn)
-	}
-	if e.dryRun && !d.Allow && res.Failure == "" {
-		d.Allow, d.Status = true, 0
-		d.Facts["dry_run_refused"] = true
 	}
 	return d
 }

@@ -318,15 +318,6 @@ func TestReloadSwapsOnlyOnSuccess(t *testing.T) {
 	}
 }
 
-func TestDryRunAllowsButKeepsReasons(t *testing.T) {
-	in, body := openHandsInput(t)
-	e := newEngine(t, Options{DryRun: true, Build: staticBuilder(in, body)})
-	d := e.Decide(context.Background(), createReq)
-	if !d.Allow || len(d.Reasons) != 2 || d.Facts["dry_run_refused"] != true {
-		t.Fatalf("dry run: allow=%v reasons=%q facts=%v", d.Allow, d.Reasons, d.Facts)
-	}
-}
-
 // Every operation the route table knows has an explicit action in the
 // library's operations table, and the table names no other operation.
 func TestOperationsTableCoversRouteTable(t *testing.T) {

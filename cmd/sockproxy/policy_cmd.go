@@ -135,12 +135,13 @@ func policyEval(ctx context.Context, engine *policy.Engine, path string, stdin i
 
 // policyOptions are the engine settings of a configuration. serve uses the
 // same, with the daemon and host filesystem of the running proxy in Input.
+// policy.mode is not the engine's business: the proxy's Config.Mode forwards
+// refusals in dry-run and audits them as such.
 func policyOptions(cfg *config.Config, log *slog.Logger) policy.Options {
 	return policy.Options{
 		Dirs:        cfg.Policy.Dirs,
 		Data:        cfg.Policy.Data,
 		EvalTimeout: cfg.Policy.EvalTimeout,
-		DryRun:      cfg.Policy.Mode == "dry-run",
 		Input: input.Options{
 			DefaultAPIVersion: cfg.API.DefaultVersion,
 			MinAPIVersion:     cfg.API.MinVersion,
