@@ -17,6 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sockproxy/sockproxy/config"
+	"github.com/sockproxy/sockproxy/policy"
+	"github.com/sockproxy/sockproxy/policy/audit"
+	"github.com/sockproxy/sockproxy/policy/input"
 	"github.com/sockproxy/sockproxy/proxy"
 	"github.com/sockproxy/sockproxy/proxy/route"
 )
@@ -25,24 +29,12 @@ func init() {
 	register("serve", "listen on a Unix socket and forward judged requests to dockerd", runServe)
 }
 
-// serveOptions are the settings of `sockproxy serve`. Flags fill them over
-// defaultServeOptions; a config file can fill the same struct first, and
-// flags given on the command line then override it (see parseServeArgs).
-type serveOptions struct {
-	Listen      string   `yaml:"listen"`
-	ListenTCP   string   `yaml:"listen_tcp"`
-	SocketMode  fileMode `yaml:"socket_mode"`
-	SocketGroup string   `yaml:"socket_group"`
-	Upstream    string   `yaml:"upstream"`
-	TLSCA       string   `yaml:"tls_ca"`
-	TLSCert     string   `yaml:"tls_cert"`
-	TLSKey      string   `yaml:"tls_key"`
-	BodyLimit   int64    `yaml:"body_limit"`
-	// AllowAll replaces the built-in read-only policy with no policy at all.
-	AllowAll        bool          `yaml:"allow_all"`
-	LogLevel        string        `yaml:"log_level"`
-	LogFormat       string        `yaml:"log_format"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+// serveSettings are what `sockproxy serve` runs with: the configuration file
+// (or the built-in defaults) with the command-line flags applied over it.
+type serveSettings struct {
+	cfg *config.Config
+	// allowAll replaces the policy with none; only a flag can ask for it.
+	allowAll bool
 }
 
 // defaultListenPath is /run/sockproxy/docker.sock for root (next to
@@ -58,68 +50,119 @@ func defaultListenPath() string {
 	return "" // no safe default: --listen is required
 }
 
-func defaultServeOptions() serveOptions {
-	return serveOptions{
-		Listen:          defaultListenPath(),
-		SocketMode:      fileMode(proxy.DefaultSocketMode),
-		Upstream:        proxy.DefaultUpstream,
-		BodyLimit:       proxy.DefaultBodyLimit,
-		LogLevel:        "info",
-		LogFormat:       "text",
-		ShutdownTimeout: 10 * time.Second,
-	}
-}
-
-// flagSet binds the serve flags to o; each flag's default is o's current
-// value, so flags override whatever filled o before.
-func (o *serveOptions) flagSet(stderr io.Writer) *flag.FlagSet {
+// parseServeArgs reads --config first, then applies every flag given on
+// the command line over the file's values, so that flags win.
+func parseServeArgs(args []string, stderr io.Writer) (serveSettings, error) {
+	var (
+		configPath, listen, listenTCP, socketGroup, upstream string
+		tlsCA, tlsCert, tlsKey, mode, auditPath              string
+		logLevel, logFormat, bodyLimit, socketMode           string
+		shutdownTimeout                                      time.Duration
+		policyDirs                                           stringList
+		allowAll, auditStdout                                bool
+	)
 	set := flag.NewFlagSet("sockproxy serve", flag.ContinueOnError)
 	set.SetOutput(stderr)
-	set.StringVar(&o.Listen, "listen", o.Listen, "path of the Unix socket to listen on (default /run/sockproxy/docker.sock for root, else $XDG_RUNTIME_DIR/sockproxy.sock)")
-	set.StringVar(&o.ListenTCP, "listen-tcp", o.ListenTCP, "also listen on this TCP address (host:port); its callers are anonymous and it has no TLS: keep it on loopback")
-	set.Var(&o.SocketMode, "socket-mode", "file mode of the listening socket, octal")
-	set.StringVar(&o.SocketGroup, "socket-group", o.SocketGroup, "group (name or gid) that owns the listening socket")
-	set.StringVar(&o.Upstream, "upstream", o.Upstream, "dockerd to forward to: unix:///path or tcp://host:port")
-	set.StringVar(&o.TLSCA, "tls-ca", o.TLSCA, "CA certificate (PEM) to verify a tcp:// upstream")
-	set.StringVar(&o.TLSCert, "tls-cert", o.TLSCert, "client certificate (PEM) for a tcp:// upstream")
-	set.StringVar(&o.TLSKey, "tls-key", o.TLSKey, "client key (PEM) for a tcp:// upstream")
-	set.Int64Var(&o.BodyLimit, "body-limit", o.BodyLimit, "largest request body, in bytes, that is read whole to be judged; larger ones are refused with 413")
-	set.BoolVar(&o.AllowAll, "allow-all", o.AllowAll, "DANGEROUS: allow every request (no policy); without it only read-only requests pass")
-	set.StringVar(&o.LogLevel, "log-level", o.LogLevel, "debug (one line per request), info, warn or error")
-	set.StringVar(&o.LogFormat, "log-format", o.LogFormat, "text or json")
-	set.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight requests and streams may go on before they are cut")
-	return set
-}
-
-// parseServeArgs fills options from args over base. To add a config file:
-// load it into defaultServeOptions() and pass that as base, so that flags
-// given on the command line win.
-func parseServeArgs(base serveOptions, args []string, stderr io.Writer) (serveOptions, error) {
-	o := base
-	set := o.flagSet(stderr)
+	set.StringVar(&configPath, "config", "", "YAML configuration file (docs/configuration.md); without it, the built-in hardened profile")
+	set.StringVar(&listen, "listen", "", "path of the Unix socket to listen on (default /run/sockproxy/docker.sock for root, else $XDG_RUNTIME_DIR/sockproxy.sock)")
+	set.StringVar(&listenTCP, "listen-tcp", "", "also listen on this TCP address (host:port); its callers are anonymous and it has no TLS: keep it on loopback")
+	set.StringVar(&socketMode, "socket-mode", "", "file mode of the listening socket, octal (default 0660)")
+	set.StringVar(&socketGroup, "socket-group", "", "group (name or gid) that owns the listening socket")
+	set.StringVar(&upstream, "upstream", "", "dockerd to forward to: unix:///path or tcp://host:port (default unix:///var/run/docker.sock)")
+	set.StringVar(&tlsCA, "tls-ca", "", "CA certificate (PEM) to verify a tcp:// upstream")
+	set.StringVar(&tlsCert, "tls-cert", "", "client certificate (PEM) for a tcp:// upstream")
+	set.StringVar(&tlsKey, "tls-key", "", "client key (PEM) for a tcp:// upstream")
+	set.StringVar(&bodyLimit, "body-limit", "", "largest request body read whole to be judged (1048576, 512KiB, 1MiB); larger ones are refused with 413")
+	set.StringVar(&mode, "mode", "", "enforce, or dry-run (refusals are audited as would-deny but forwarded)")
+	set.Var(&policyDirs, "policy-dir", "directory of your own Rego modules and data files (repeatable)")
+	set.StringVar(&auditPath, "audit-log", "", "file the audit log (one JSON line per request) is appended to")
+	set.BoolVar(&auditStdout, "audit-stdout", false, "also write the audit log to standard output")
+	set.BoolVar(&allowAll, "allow-all", false, "DANGEROUS: allow every request (no policy at all)")
+	set.StringVar(&logLevel, "log-level", "", "debug (one line per request), info, warn or error")
+	set.StringVar(&logFormat, "log-format", "", "text or json")
+	set.DurationVar(&shutdownTimeout, "shutdown-timeout", 0, "on SIGTERM/SIGINT, how long in-flight requests and streams may go on before they are cut (default 10s)")
 	if err := set.Parse(args); err != nil {
-		return o, err
+		return serveSettings{}, err
 	}
 	if set.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", set.Args())
+		return serveSettings{}, fmt.Errorf("unexpected arguments: %q", set.Args())
 	}
-	if o.Listen == "" {
-		return o, errors.New("no socket path to listen on: XDG_RUNTIME_DIR is not set; give --listen")
+
+	cfg := config.Default()
+	if configPath != "" {
+		var err error
+		if cfg, err = config.Load(configPath); err != nil {
+			return serveSettings{}, err
+		}
 	}
-	if o.LogFormat != "text" && o.LogFormat != "json" {
-		return o, fmt.Errorf("--log-format must be text or json, not %q", o.LogFormat)
+	var errs []error
+	set.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "listen":
+			cfg.Listen.Path = listen
+		case "listen-tcp":
+			cfg.Listen.TCP = listenTCP
+		case "socket-mode":
+			v, err := strconv.ParseUint(strings.TrimPrefix(socketMode, "0o"), 8, 32)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--socket-mode %q is not an octal permission such as 0660", socketMode))
+			}
+			cfg.Listen.Mode = config.FileMode(v)
+		case "socket-group":
+			cfg.Listen.Group = socketGroup
+		case "upstream":
+			cfg.Upstream.URL = upstream
+		case "tls-ca":
+			cfg.Upstream.TLS.CA = tlsCA
+		case "tls-cert":
+			cfg.Upstream.TLS.Cert = tlsCert
+		case "tls-key":
+			cfg.Upstream.TLS.Key = tlsKey
+		case "body-limit":
+			n, err := config.ParseByteSize(bodyLimit)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--body-limit: %w", err))
+			}
+			cfg.Limits.BodyBytes = n
+		case "mode":
+			cfg.Policy.Mode = mode
+		case "policy-dir":
+			cfg.Policy.Dirs = append(cfg.Policy.Dirs, policyDirs...)
+		case "audit-log":
+			cfg.Audit.Path = auditPath
+		case "audit-stdout":
+			cfg.Audit.Stdout = auditStdout
+		case "log-level":
+			cfg.Log.Level = logLevel
+		case "log-format":
+			cfg.Log.Format = logFormat
+		case "shutdown-timeout":
+			cfg.ShutdownTimeout = shutdownTimeout
+		}
+	})
+	if cfg.Listen.Path == "" {
+		cfg.Listen.Path = defaultListenPath()
+		if cfg.Listen.Path == "" {
+			errs = append(errs, errors.New("no socket path to listen on: XDG_RUNTIME_DIR is not set; give --listen or listen.path"))
+		}
 	}
-	if _, err := parseLevel(o.LogLevel); err != nil {
-		return o, err
+	if err := errors.Join(errs...); err != nil {
+		return serveSettings{}, err
 	}
-	if o.BodyLimit <= 0 {
-		return o, fmt.Errorf("--body-limit must be positive, not %d", o.BodyLimit)
+	if err := cfg.Validate(); err != nil {
+		return serveSettings{}, err
 	}
-	return o, nil
+	return serveSettings{cfg: cfg, allowAll: allowAll}, nil
 }
 
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
 func runServe(args []string) int {
-	o, err := parseServeArgs(defaultServeOptions(), args, os.Stderr)
+	s, err := parseServeArgs(args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -127,69 +170,134 @@ func runServe(args []string) int {
 		fmt.Fprintf(os.Stderr, "sockproxy serve: %v\n", err)
 		return 2
 	}
-	logger := newLogger(o, os.Stderr)
+	logger := newLogger(s.cfg.Log, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := serve(ctx, o, logger, os.Stdout); err != nil {
+	if err := serve(ctx, s, logger, os.Stdout); err != nil {
 		logger.Error("sockproxy serve failed", "error", err)
 		return 1
 	}
 	return 0
 }
 
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return l, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", s)
-	}
-	return l, nil
-}
-
-func newLogger(o serveOptions, w io.Writer) *slog.Logger {
-	level, _ := parseLevel(o.LogLevel)
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated with the config
 	opts := &slog.HandlerOptions{Level: level}
-	if o.LogFormat == "json" {
+	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// buildDecider picks the policy. Without an explicit --allow-all the proxy
-// never allows everything.
-func buildDecider(o serveOptions, logger *slog.Logger) (proxy.Decider, string) {
-	if o.AllowAll {
+// buildDecider picks the policy: the Rego engine (built-in library plus the
+// configured modules and data), or nothing at all only when --allow-all
+// says so explicitly. The reload function re-reads the policy's files.
+func buildDecider(ctx context.Context, s serveSettings, upstream proxy.Upstream, logger *slog.Logger) (proxy.Decider, func(context.Context) error, error) {
+	if s.allowAll {
 		logger.Warn("--allow-all: every request is forwarded unjudged; any caller of the socket controls the host")
-		return proxy.AllowAll, "allow-all"
+		return proxy.AllowAll, func(context.Context) error { return nil }, nil
 	}
-	return proxy.ReadOnlyDecider, "built-in read-only"
+	rt, err := upstream.RoundTripper()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := policyOptions(s.cfg, logger)
+	opts.Input.Daemon = input.NewHTTPDaemon(rt, "")
+	opts.Build = versionedBuilder(opts.Input, newAPIVersionSource(rt, logger))
+	engine, err := policy.NewEngine(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	reload := func(ctx context.Context) error {
+		rev, err := engine.Reload(ctx)
+		if err != nil {
+			return err
+		}
+		logger.Info("policy reloaded", "revision", rev.ID)
+		return nil
+	}
+	return engine, reload, nil
+}
+
+// versionedBuilder builds policy inputs with dockerd's own API version as
+// the default for unversioned paths (their bodies get that version's
+// semantics), unless the configuration pins one.
+func versionedBuilder(base input.Options, versions *apiVersionSource) policy.Builder {
+	return func(ctx context.Context, req *proxy.Request) (*input.Input, []byte, error) {
+		opts := base
+		if opts.DefaultAPIVersion == "" && req.Operation.APIVersion == "" {
+			v, err := versions.get(ctx)
+			if err != nil {
+				return nil, nil, &input.RequestError{Status: 502, Message: err.Error()}
+			}
+			opts.DefaultAPIVersion = v
+		}
+		return input.Build(ctx, req, opts)
+	}
+}
+
+func newAuditor(c config.Audit, logger *slog.Logger) (*audit.Log, error) {
+	if c.Path == "" && !c.Stdout {
+		logger.Warn("no audit log configured: decisions are only logged; set audit.path or --audit-log")
+		return nil, nil
+	}
+	opts := audit.Options{
+		Path:       c.Path,
+		MaxSizeMB:  c.MaxSizeMB,
+		MaxBackups: c.MaxBackups,
+		Compress:   c.Compress,
+		Sync:       c.Sync,
+		FailOpen:   c.FailOpen,
+		Logger:     logger,
+	}
+	if c.Stdout {
+		opts.Stdout = os.Stdout
+	}
+	return audit.New(opts)
 }
 
 // serve runs the proxy until ctx ends, then shuts it down gracefully. It
 // writes the DOCKER_HOST line to stdout once it listens.
-func serve(ctx context.Context, o serveOptions, logger *slog.Logger, stdout io.Writer) error {
-	decider, policy := buildDecider(o, logger)
-	p, err := proxy.New(proxy.Config{
-		Classifier: route.New(route.Config{}),
+func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.Writer) error {
+	cfg := s.cfg
+	upstream := proxy.Upstream{Address: cfg.Upstream.URL, CAFile: cfg.Upstream.TLS.CA, CertFile: cfg.Upstream.TLS.Cert, KeyFile: cfg.Upstream.TLS.Key}
+	decider, reloadPolicy, err := buildDecider(ctx, s, upstream, logger)
+	if err != nil {
+		return err
+	}
+	auditLog, err := newAuditor(cfg.Audit, logger)
+	if err != nil {
+		return err
+	}
+	pcfg := proxy.Config{
+		Classifier: route.New(route.Config{MinAPIVersion: route.DefaultMinAPIVersion}),
 		Decider:    decider,
-		Upstream:   proxy.Upstream{Address: o.Upstream, CAFile: o.TLSCA, CertFile: o.TLSCert, KeyFile: o.TLSKey},
-		BodyLimit:  o.BodyLimit,
+		Upstream:   upstream,
+		BodyLimit:  int64(cfg.Limits.BodyBytes),
 		Logger:     logger,
-	})
+		Mode:       cfg.Policy.Mode,
+	}
+	if auditLog != nil {
+		pcfg.Auditor = auditLog
+		defer auditLog.Close()
+	}
+	p, err := proxy.New(pcfg)
 	if err != nil {
 		return err
 	}
 
 	listeners := []net.Listener{}
-	unixLn, err := proxy.ListenUnix(o.Listen, fs.FileMode(o.SocketMode), o.SocketGroup)
+	unixLn, err := proxy.ListenUnix(cfg.Listen.Path, fs.FileMode(cfg.Listen.Mode), cfg.Listen.Group)
 	if err != nil {
 		return err
 	}
 	listeners = append(listeners, unixLn)
-	if o.ListenTCP != "" {
-		tcpLn, err := net.Listen("tcp", o.ListenTCP)
+	if cfg.Listen.TCP != "" {
+		tcpLn, err := net.Listen("tcp", cfg.Listen.TCP)
 		if err != nil {
 			unixLn.Close()
-			return fmt.Errorf("listen on TCP %s: %w", o.ListenTCP, err)
+			return fmt.Errorf("listen on TCP %s: %w", cfg.Listen.TCP, err)
 		}
 		logger.Warn("TCP listener: its callers are anonymous (no peer credentials) and unencrypted", "address", tcpLn.Addr().String())
 		listeners = append(listeners, tcpLn)
@@ -199,18 +307,42 @@ func serve(ctx context.Context, o serveOptions, logger *slog.Logger, stdout io.W
 	for _, ln := range listeners {
 		go func() { errs <- p.Serve(ln) }()
 	}
-	logger.Info("sockproxy listening", "socket", o.Listen, "mode", o.SocketMode.String(), "group", o.SocketGroup,
-		"upstream", p.UpstreamAddress(), "policy", policy, "body_limit", o.BodyLimit)
-	fmt.Fprintf(stdout, "export DOCKER_HOST=unix://%s\n", o.Listen)
+	policyName := "rego"
+	if s.allowAll {
+		policyName = "allow-all"
+	}
+	logger.Info("sockproxy listening", "socket", cfg.Listen.Path, "mode", fmt.Sprintf("%04o", uint32(cfg.Listen.Mode)), "group", cfg.Listen.Group,
+		"upstream", p.UpstreamAddress(), "policy", policyName, "policy_mode", cfg.Policy.Mode, "body_limit", int64(cfg.Limits.BodyBytes))
+	fmt.Fprintf(stdout, "export DOCKER_HOST=unix://%s\n", cfg.Listen.Path)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	var serveErr error
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down: no new connections; waiting for requests in flight", "timeout", o.ShutdownTimeout)
-	case serveErr = <-errs:
-		logger.Error("listener failed; shutting down", "error", serveErr)
+wait:
+	for {
+		select {
+		case <-hup:
+			// SIGHUP: reopen the audit log (after logrotate moved it) and
+			// reload the policy; a policy that fails to load keeps the old one.
+			if auditLog != nil {
+				if err := auditLog.Reopen(); err != nil {
+					logger.Error("reopening the audit log failed", "error", err)
+				}
+			}
+			if err := reloadPolicy(ctx); err != nil {
+				logger.Error("policy reload failed; the previous revision stays in force", "error", err)
+			}
+		case <-ctx.Done():
+			logger.Info("shutting down: no new connections; waiting for requests in flight", "timeout", cfg.ShutdownTimeout)
+			break wait
+		case serveErr = <-errs:
+			logger.Error("listener failed; shutting down", "error", serveErr)
+			break wait
+		}
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := p.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("shutdown timeout reached: open streams and connections were cut", "error", err)
@@ -218,20 +350,3 @@ func serve(ctx context.Context, o serveOptions, logger *slog.Logger, stdout io.W
 	logger.Info("sockproxy stopped")
 	return serveErr
 }
-
-// fileMode is an octal file mode flag ("0660").
-type fileMode fs.FileMode
-
-func (m *fileMode) String() string { return fmt.Sprintf("%04o", uint32(*m)) }
-
-func (m *fileMode) Set(s string) error {
-	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
-	if err != nil || v > 0o777 {
-		return fmt.Errorf("socket mode %q is not an octal permission such as 0660", s)
-	}
-	*m = fileMode(v)
-	return nil
-}
-
-// UnmarshalText lets a config file give the mode as a string.
-func (m *fileMode) UnmarshalText(b []byte) error { return m.Set(string(b)) }

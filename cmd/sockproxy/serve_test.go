@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,19 +18,23 @@ import (
 	"github.com/sockproxy/sockproxy/internal/dockertest"
 )
 
-func TestServeFlagsOverrideBase(t *testing.T) {
-	base := defaultServeOptions()
-	base.Listen = "/from/config.sock"
-	base.Upstream = "unix:///from/config/docker.sock"
-	o, err := parseServeArgs(base, []string{"--listen", "/x/p.sock", "--socket-mode", "0600", "--body-limit", "42", "--log-format", "json"}, io.Discard)
+func TestServeFlagsOverrideConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "sockproxy.yaml")
+	cfgText := "listen:\n  path: /from/config.sock\nupstream:\n  url: unix:///from/config/docker.sock\nlimits:\n  body_bytes: 2MiB\n"
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := parseServeArgs([]string{"--config", cfgPath, "--listen", "/x/p.sock", "--socket-mode", "0600", "--log-format", "json", "--policy-dir", "/p1", "--policy-dir", "/p2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Listen != "/x/p.sock" || o.SocketMode != 0o600 || o.BodyLimit != 42 || o.LogFormat != "json" {
-		t.Errorf("flags not applied: %+v", o)
+	c := s.cfg
+	if c.Listen.Path != "/x/p.sock" || c.Listen.Mode != 0o600 || c.Log.Format != "json" || strings.Join(c.Policy.Dirs, ",") != "/p1,/p2" {
+		t.Errorf("flags not applied: %+v", c)
 	}
-	if o.Upstream != "unix:///from/config/docker.sock" || o.AllowAll {
-		t.Errorf("values not given as flags must keep the base: %+v", o)
+	if c.Upstream.URL != "unix:///from/config/docker.sock" || c.Limits.BodyBytes != 2<<20 || s.allowAll {
+		t.Errorf("values not given as flags must keep the file's: %+v", c)
 	}
 }
 
@@ -40,27 +45,33 @@ func TestServeRejectsBadFlags(t *testing.T) {
 		{"--log-format", "xml"},
 		{"--log-level", "loud"},
 		{"--body-limit", "0"},
+		{"--mode", "permissive"},
+		{"--listen", "relative.sock"},
+		{"--config", "/does/not/exist.yaml"},
 		{"extra"},
 	} {
-		if _, err := parseServeArgs(defaultServeOptions(), args, io.Discard); err == nil {
+		if _, err := parseServeArgs(append([]string{"--listen", "/tmp/x.sock"}, args...), io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}
 	}
 }
 
-func TestServeDefaultIsNotAllowAll(t *testing.T) {
-	o := defaultServeOptions()
-	if o.AllowAll {
-		t.Fatal("allow-all by default")
+func TestServeDefaultIsTheHardenedPolicy(t *testing.T) {
+	s, err := parseServeArgs([]string{"--listen", "/tmp/x.sock"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if o.SocketMode != 0o660 {
-		t.Errorf("default socket mode %v", o.SocketMode.String())
+	if s.allowAll || s.cfg.Policy.Mode != "enforce" {
+		t.Fatalf("default is not the enforced policy: allowAll=%v mode=%q", s.allowAll, s.cfg.Policy.Mode)
+	}
+	if s.cfg.Listen.Mode != 0o660 {
+		t.Errorf("default socket mode %04o", uint32(s.cfg.Listen.Mode))
 	}
 }
 
-// serve end to end: the DOCKER_HOST line, the built-in read-only policy in
+// serve end to end: the DOCKER_HOST line, the built-in hardened policy in
 // front of the real dockerd, and a shutdown that removes the socket.
-func TestServeReadOnlyByDefault(t *testing.T) {
+func TestServeHardenedByDefault(t *testing.T) {
 	upstream := dockertest.Require(t)
 	dir, err := os.MkdirTemp("", "sp-serve-")
 	if err != nil {
@@ -68,7 +79,7 @@ func TestServeReadOnlyByDefault(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "docker.sock")
-	o, err := parseServeArgs(defaultServeOptions(), []string{"--listen", sock, "--upstream", "unix://" + upstream}, io.Discard)
+	o, err := parseServeArgs([]string{"--listen", sock, "--upstream", "unix://" + upstream}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,15 +120,26 @@ func TestServeReadOnlyByDefault(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("ping: %d", resp.StatusCode)
 	}
-	resp, err = client.Post("http://d/v1.41/containers/create", "application/json", strings.NewReader(`{"Image":"`+dockertest.Image+`"}`))
+	name := fmt.Sprintf("sp-test-serve-%d", time.Now().UnixNano())
+	resp, err = client.Post("http://d/v1.41/containers/create?name="+name, "application/json", strings.NewReader(`{"Image":"`+dockertest.Image+`"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var msg struct{ Message string }
 	_ = json.NewDecoder(resp.Body).Decode(&msg)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(msg.Message, "read-only policy") {
-		t.Errorf("create under the default policy: %d %q", resp.StatusCode, msg.Message)
+	// The image's default user is root: the hardened profile refuses it.
+	if resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(msg.Message, "sockproxy refused container.create: ") || !strings.Contains(msg.Message, "root") {
+		t.Errorf("create of a root container under the default policy: %d %q", resp.StatusCode, msg.Message)
+	}
+	direct := dockertest.Client(upstream)
+	resp, err = direct.Get("http://d/containers/" + name + "/json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the refused container exists on the daemon: inspect answered %d", resp.StatusCode)
 	}
 
 	cancel()

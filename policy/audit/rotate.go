@@ -34,6 +34,11 @@ type fileSink struct {
 }
 
 func (fs *fileSink) open() error {
+	// The log's directory is made on first use (owner and group only), so a
+	// fresh host needs no setup step before the proxy can audit.
+	if err := os.MkdirAll(filepath.Dir(fs.path), 0o750); err != nil {
+		return err
+	}
 	// Read-write only to look at the last byte; writes always append.
 	f, err := os.OpenFile(fs.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
