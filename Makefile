@@ -7,9 +7,17 @@ build:
 test:
 	bash scripts/test.sh
 
-# sockproxy in front of the local dockerd with the built-in default policy.
+# sockproxy in front of the local dockerd (started if none runs) with the
+# built-in hardened policy. Extra flags: make run ARGS='--config sockproxy.yaml'
 run: build
-	./bin/sockproxy serve
+	bash scripts/testenv.sh dockerd
+	./bin/sockproxy serve $(ARGS)
+
+# sockproxy against the direct socket, interleaved (docs/performance.md);
+# needs dockerd and the test images.
+bench: build
+	bash scripts/testenv.sh up
+	./bin/sockproxy bench --spawn 'serve --allow-all --listen {sock} --log-level warn' $(BENCHFLAGS)
 
 lint:
-	gofmt -l . && go vet ./... && staticcheck ./...
+	test -z "$$(gofmt -l .)" && go vet ./... && staticcheck ./...

@@ -4,7 +4,8 @@
 # imported from a root filesystem holding the static busybox).
 #
 #   scripts/testenv.sh up     install what is missing, start dockerd if none answers, import the image
-#   scripts/testenv.sh down   stop the dockerd that "up" started (and only that one)
+#   scripts/testenv.sh dockerd  only make sure a dockerd runs (installing docker.io if missing)
+#   scripts/testenv.sh down     stop the dockerd that "up" or "dockerd" started (and only that one)
 #
 # Idempotent and safe to run concurrently (serialized with flock).
 set -euo pipefail
@@ -92,6 +93,7 @@ exec 9>"$STATE/lock"
 flock 9
 case "${1:-}" in
 up) install_missing; start_dockerd; import_image ;;
+dockerd) command -v dockerd >/dev/null || install_missing; start_dockerd ;;
 down) stop_dockerd ;;
-*) die "usage: $0 up|down" ;;
+*) die "usage: $0 up|dockerd|down" ;;
 esac
