@@ -48,7 +48,9 @@ type Options struct {
 
 // Engine is a proxy.Decider backed by a swappable policy revision.
 type Engine struct {
-	timeout time.Duration
+	// timeout is the evaluation bound in nanoseconds; SetEvalTimeout
+	// changes it while requests are served.
+	timeout atomic.Int64
 	build   Builder
 	source  Source
 	log     *slog.Logger
@@ -65,14 +67,11 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("policy eval timeout %s: must be positive", opts.EvalTimeout)
 	}
 	e := &Engine{
-		timeout: opts.EvalTimeout,
-		build:   opts.Build,
-		source:  Source{Dirs: opts.Dirs, Data: opts.Data},
-		log:     opts.Logger,
+		build:  opts.Build,
+		source: Source{Dirs: opts.Dirs, Data: opts.Data},
+		log:    opts.Logger,
 	}
-	if e.timeout == 0 {
-		e.timeout = DefaultEvalTimeout
-	}
+	e.SetEvalTimeout(opts.EvalTimeout)
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -99,6 +98,19 @@ func (e *Engine) Reload(ctx context.Context) (*Revision, error) {
 	}
 	return rev, nil
 }
+
+// SetEvalTimeout bounds the evaluations that start from now on
+// (DefaultEvalTimeout when d <= 0); a configuration reload applies
+// policy.eval_timeout with it.
+func (e *Engine) SetEvalTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultEvalTimeout
+	}
+	e.timeout.Store(int64(d))
+}
+
+// EvalTimeout is the bound of one evaluation.
+func (e *Engine) EvalTimeout() time.Duration { return time.Duration(e.timeout.Load()) }
 
 // Revision returns the revision in force.
 func (e *Engine) Revision() *Revision { return e.rev.Load() }
@@ -133,7 +145,7 @@ func (r Result) Reasons() []string {
 // Evaluate judges in with the engine's revision in force. body is the
 // canonical JSON of in.Body when the caller has it (nil otherwise).
 func (e *Engine) Evaluate(ctx context.Context, in *input.Input, body []byte) Result {
-	return e.rev.Load().Evaluate(ctx, in, body, e.timeout)
+	return e.rev.Load().Evaluate(ctx, in, body, e.EvalTimeout())
 }
 
 // Evaluate judges in with this revision; timeout bounds the evaluation
@@ -229,7 +241,7 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 			Revision: rev.ID,
 		}
 	}
-	res := rev.Evaluate(ctx, in, body, e.timeout)
+	res := rev.Evaluate(ctx, in, body, e.EvalTimeout())
 	d := proxy.Decision{
 		Allow:    res.Allow,
 		Body:     body,

@@ -35,6 +35,12 @@ type Source struct {
 	// Data is the library's configuration, merged over its defaults (and
 	// over data files) at data.sockproxy.config.
 	Data map[string]any
+	// Modules are further modules, Rego v1 text by file name (a bundle's):
+	// they compile with the library and the modules of Dirs.
+	Modules map[string]string
+	// Documents is further data merged at the root of the data document, as
+	// data files are (a bundle's data).
+	Documents map[string]any
 }
 
 // Revision is one compiled, immutable policy: the prepared query, and the
@@ -91,6 +97,28 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 			texts[name] = string(f.Raw)
 		}
 		mergeInto(data, loaded.Documents)
+	}
+	for name, text := range src.Modules {
+		if _, dup := modules[name]; dup {
+			return nil, fmt.Errorf("policy module %s: loaded twice", name)
+		}
+		m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			return nil, err
+		}
+		modules[name] = m
+		texts[name] = text
+	}
+	if src.Documents != nil {
+		doc, err := jsonDoc(src.Documents)
+		if err != nil {
+			return nil, fmt.Errorf("policy data: %w", err)
+		}
+		docMap, ok := doc.(map[string]any)
+		if !ok {
+			return nil, errors.New("policy data: the document must be an object")
+		}
+		mergeInto(data, docMap)
 	}
 
 	// The library's settings: defaults < data files < Source.Data.
