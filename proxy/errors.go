@@ -9,12 +9,17 @@ import (
 // object whose "message" the docker CLI prints as
 // "Error response from daemon: <message>".
 func WriteError(w http.ResponseWriter, status int, message string) {
-	body, _ := json.Marshal(struct {
-		Message string `json:"message"`
-	}{message})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Del("Content-Length")
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(errorBody(message))
+}
+
+// errorBody is dockerd's error format: {"message":"..."} and a newline.
+func errorBody(message string) []byte {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{message})
+	return append(body, '\n')
 }

@@ -2,93 +2,58 @@ package proxy
 
 import (
 	"bufio"
-	"context"
-	"crypto/tls"
-	"fmt"
+	"errors"
 	"io"
 	"net"
-	"net/http"
-	"strings"
+	"sync"
+	"time"
 )
 
-// relayRawHijack forwards a hijacking request (attach, exec start) that did
-// not ask for a protocol upgrade. dockerd then answers "200 OK" with no
-// length and turns the connection into a raw bidirectional stream: stdin
-// flows in after the request, output flows out until dockerd closes.
-// httputil.ReverseProxy only relays upgrades (101), so the proxy dials
-// dockerd itself, and from the answer on copies bytes both ways with
-// half-close, never reading them as HTTP again.
-func (p *Proxy) relayRawHijack(w http.ResponseWriter, r *http.Request, x *exchange) {
-	ctx := r.Context()
-	upstream, err := p.dialUpstream(ctx)
-	if err != nil {
-		p.upstreamFailed(w, r, err)
-		return
-	}
-	defer upstream.Close()
-
-	out := r.Clone(ctx)
-	out.URL.Scheme, out.URL.Host = p.upstream.scheme, p.upstream.host
-	out.RequestURI = ""
-	out.Close = false
-	out.Header.Del("Connection")
-	if err := out.Write(upstream); err != nil {
-		p.upstreamFailed(w, r, err)
-		return
-	}
-	upR := bufio.NewReaderSize(upstream, 64<<10)
-	res, err := http.ReadResponse(upR, out)
-	if err != nil {
-		p.upstreamFailed(w, r, err)
-		return
-	}
-	defer res.Body.Close()
-	_ = p.upstreamResponded(res)
-
-	// dockerd hijacked the connection: its answer has no length and no
-	// chunks (even its 404 for a missing container).
-	raw := res.ContentLength < 0 && len(res.TransferEncoding) == 0
-	if !raw {
-		// An ordinary answer: relay it as one.
-		for k, v := range res.Header {
-			w.Header()[k] = v
+// relayBothWays joins a client connection and a daemon connection once
+// dockerd has hijacked its side (attach, exec start: after "101 UPGRADED"
+// or the raw "200 OK"). Bytes are copied both ways, those already buffered
+// first, and never read as HTTP again. When one side ends its output, the
+// other side's writing half is closed, so stdin EOF reaches the container
+// while its output still flows back. A failed write cuts both.
+func relayBothWays(client net.Conn, clientBuf *bufio.Reader, up *upstreamConn) {
+	var once sync.Once
+	cut := func() { once.Do(func() { client.Close(); up.conn.Close() }) }
+	done := make(chan struct{})
+	go func() { // client → dockerd (stdin)
+		defer close(done)
+		if err := pump(up.conn, clientBuf); err != nil {
+			cut()
+			return
 		}
-		w.WriteHeader(res.StatusCode)
-		_, _ = io.Copy(w, res.Body)
-		return
-	}
-
-	client, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		x.ev.Error = "cannot take over the client connection: " + err.Error()
-		return
-	}
-	defer client.Close()
-	// Cut the relay when the proxy shuts down.
-	stop := context.AfterFunc(p.baseCtx, func() { client.Close(); upstream.Close() })
-	defer stop()
-
-	// dockerd's own status line and headers, then the raw stream.
-	fmt.Fprintf(brw, "HTTP/%d.%d %s\r\n", res.ProtoMajor, res.ProtoMinor, strings.TrimSpace(res.Status))
-	_ = res.Header.Write(brw)
-	_, _ = brw.WriteString("\r\n")
-	if err := brw.Flush(); err != nil {
-		return
-	}
-
-	done := make(chan struct{}, 2)
-	go func() { // client → dockerd (stdin), including bytes already buffered
-		_, _ = io.Copy(upstream, brw.Reader)
-		closeWrite(upstream)
-		done <- struct{}{}
+		closeWrite(up.conn)
 	}()
-	go func() { // dockerd → client (output)
-		_, _ = io.Copy(client, upR)
+	if err := pump(client, up.br); err != nil { // dockerd → client (output)
+		cut()
+	} else {
 		closeWrite(client)
-		done <- struct{}{}
-	}()
+	}
 	<-done
-	<-done
+}
+
+// pump copies src to dst until src ends (nil) or either side fails.
+func pump(dst io.Writer, src *bufio.Reader) error {
+	in := burstReader{br: src}
+	defer in.release()
+	for {
+		data, err := in.next(nil)
+		if len(data) > 0 {
+			if _, werr := dst.Write(data); werr != nil {
+				return werr
+			}
+			in.consume(len(data))
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // closeWrite half-closes c so the other end sees EOF while replies can
@@ -101,19 +66,105 @@ func closeWrite(c net.Conn) {
 	_ = c.Close()
 }
 
-// dialUpstream opens a connection of its own to dockerd (TLS included).
-func (p *Proxy) dialUpstream(ctx context.Context) (net.Conn, error) {
-	conn, err := p.upstream.dial(ctx)
-	if err != nil {
+// bigBufferSize is the read size while data streams (archives, exports,
+// busy exec sessions): a few large system calls instead of many small ones.
+const bigBufferSize = 256 << 10
+
+var bigBuffers = sync.Pool{New: func() any { b := make([]byte, bigBufferSize); return &b }}
+
+// Stream coalescing: after coalesceAfter reads of less than smallRead
+// bytes in one body, the relay (having flushed all it read) waits
+// coalesceWait before reading again. A line of a busy stream so reaches the
+// client at most about a millisecond later; the first line after a quiet
+// spell goes at once.
+const (
+	coalesceAfter = 8
+	smallRead     = 16 << 10
+	coalesceWait  = 500 * time.Microsecond
+)
+
+// burstReader hands out what a connection has received. While the peer is
+// quiet it waits in the connection's small bufio buffer; when a read fills
+// that buffer the data is streaming, and it reads straight into a large
+// pooled buffer until reads come back small again. A quiet stream (events,
+// follow-logs, an idle attach) so holds 4 KiB, a busy one moves up to
+// 256 KiB per system call.
+type burstReader struct {
+	br *bufio.Reader
+	// coalesce: once a body has come in many small reads (a stream of log
+	// frames), wait a moment before each further read so that frames that
+	// arrive meanwhile come in one read instead of one read each.
+	coalesce bool
+	reads    int  // reads from the connection so far
+	small    bool // the last read returned less than smallRead
+	big      *[]byte
+	fromBuf  int   // bytes handed out from br's buffer, to discard on consume
+	shrink   bool  // the last big read was small: give the big buffer back
+	err      error // a read error held back until the data before it is used
+}
+
+// next returns received bytes, waiting for some when none are buffered;
+// beforeWait (if not nil) runs just before it would block, which is when a
+// writer should flush: nothing more is pending. The caller reports what it
+// used with consume; bytes of a big read it does not use are dropped (they
+// can only follow the end of a body, and the connection is then not reused).
+func (b *burstReader) next(beforeWait func() error) ([]byte, error) {
+	b.fromBuf = 0
+	if n := b.br.Buffered(); n > 0 {
+		data, _ := b.br.Peek(n)
+		b.fromBuf = n
+		return data, nil
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	if beforeWait != nil {
+		if err := beforeWait(); err != nil {
+			return nil, err
+		}
+	}
+	if b.shrink {
+		b.release()
+	}
+	if b.coalesce && b.small && b.reads >= coalesceAfter {
+		time.Sleep(coalesceWait)
+	}
+	b.reads++
+	if b.big != nil {
+		// br is empty and the buffer is larger than br's: bufio reads
+		// directly into it.
+		n, err := b.br.Read(*b.big)
+		b.shrink = n < b.br.Size()
+		b.small = n < smallRead
+		b.err = err
+		return (*b.big)[:n], nil
+	}
+	if _, err := b.br.Peek(1); err != nil {
 		return nil, err
 	}
-	if p.tlsConfig == nil {
-		return conn, nil
+	n := b.br.Buffered()
+	b.small = n < smallRead
+	if n == b.br.Size() {
+		b.big = bigBuffers.Get().(*[]byte)
+		b.shrink = false
 	}
-	tconn := tls.Client(conn, p.tlsConfig.Clone())
-	if err := tconn.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		return nil, err
+	data, _ := b.br.Peek(n)
+	b.fromBuf = n
+	return data, nil
+}
+
+// consume marks n bytes of the last next as used.
+func (b *burstReader) consume(n int) {
+	if b.fromBuf > 0 {
+		_, _ = b.br.Discard(min(n, b.fromBuf))
 	}
-	return tconn, nil
+}
+
+// release gives the big buffer back to the pool.
+func (b *burstReader) release() {
+	if b.big != nil {
+		bigBuffers.Put(b.big)
+		b.big = nil
+	}
+	b.shrink = false
 }

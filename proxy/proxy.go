@@ -1,14 +1,18 @@
 // Package proxy is sockproxy's data path: it accepts Docker Engine API
 // requests, identifies the caller, classifies and judges each request, and
 // forwards what is allowed to dockerd or refuses it with a Docker-style error.
+//
+// Each client connection is served by one goroutine, top to bottom:
+// accept (server.go) → caller → read the request head → classify → read the
+// judged body → decide → audit → forward over a pooled keep-alive
+// connection to dockerd and relay the answer (forward.go), or refuse.
+// Hijacked connections are joined byte for byte (hijack.go).
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,9 +20,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,23 +45,44 @@ type Config struct {
 	// (the audit log calls them would-deny). Requests that cannot be
 	// classified, read or judged are refused in both modes.
 	Mode string
+
+	// ReadHeaderTimeout bounds reading a request head: from a new
+	// connection to its first request, and from the first byte of a request
+	// to the end of its head. It never cuts streams. 0 means
+	// DefaultReadHeaderTimeout; negative means none.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections that wait this long for
+	// their next request. 0 means DefaultIdleTimeout; negative means none.
+	IdleTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for dockerd's response headers,
+	// counted from the end of the request, for operations that answer
+	// promptly; the client then gets a 504. Operations that legitimately
+	// wait (streams, hijacks, wait/stop/restart/kill, pulls, pushes, loads,
+	// builds, prunes, df, commits: see waitsLong) are never bounded. 0 means
+	// DefaultResponseHeaderTimeout; negative means none.
+	ResponseHeaderTimeout time.Duration
+	// MaxConnections caps concurrent client connections; beyond it a new
+	// connection is answered with a 503 that says so, and closed. 0 means
+	// DefaultMaxConnections; negative means no cap.
+	MaxConnections int
 }
 
-// Proxy is an http.Handler that judges and forwards Engine API requests,
-// and the server that runs it on listeners.
+// Proxy judges and forwards Engine API requests on the listeners it serves.
 type Proxy struct {
 	cfg      Config
 	log      *slog.Logger
 	upstream endpoint
-	// tlsConfig is the upstream's TLS client configuration (nil: plain).
-	tlsConfig *tls.Config
-	rp        *httputil.ReverseProxy
-	srv       *http.Server
-	inflight  tracker
-	// baseCtx parents every request context; cancelling it ends streams
-	// and hijacked connections at the end of a graceful shutdown.
+	pool     *upstreamPool
+	// baseCtx parents every request context; it ends at the end of a
+	// shutdown.
 	baseCtx    context.Context
 	cancelBase context.CancelFunc
+
+	mu             sync.Mutex
+	shutting       atomic.Bool
+	listeners      map[net.Listener]struct{}
+	conns          map[*clientConn]struct{}
+	lastCapWarning atomic.Int64
 }
 
 // New checks cfg and builds a Proxy.
@@ -79,138 +104,86 @@ func New(cfg Config) (*Proxy, error) {
 	default:
 		return nil, fmt.Errorf("proxy: mode %q: use enforce or dry-run", cfg.Mode)
 	}
+	cfg.ReadHeaderTimeout = orDefault(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.ResponseHeaderTimeout = orDefault(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	cfg.MaxConnections = orDefault(cfg.MaxConnections, DefaultMaxConnections)
 	ep, err := cfg.Upstream.endpoint()
 	if err != nil {
 		return nil, err
 	}
-	transport, err := cfg.Upstream.transport(ep)
-	if err != nil {
-		return nil, err
+	pool := &upstreamPool{ep: ep}
+	if ep.scheme == "https" {
+		host, _, err := net.SplitHostPort(ep.addr)
+		if err != nil {
+			host = ep.addr
+		}
+		if pool.tlsConfig, err = cfg.Upstream.tlsConfig(host); err != nil {
+			return nil, err
+		}
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, upstream: ep, tlsConfig: transport.TLSClientConfig}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, upstream: ep, pool: pool,
+		listeners: map[net.Listener]struct{}{}, conns: map[*clientConn]struct{}{}}
 	p.baseCtx, p.cancelBase = context.WithCancel(context.Background())
-	errLog := slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
-	p.rp = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = ep.scheme
-			pr.Out.URL.Host = ep.host
-		},
-		Transport: transport,
-		// Flush after every read from dockerd: a read returns what has
-		// arrived, so bytes are coalesced while more is pending and flushed
-		// as soon as nothing is. Headers are flushed at once too, which
-		// `docker run` needs (it waits for the headers of .../wait).
-		FlushInterval:  -1,
-		BufferPool:     bufferPool{},
-		ModifyResponse: p.upstreamResponded,
-		ErrorHandler:   p.upstreamFailed,
-		ErrorLog:       errLog,
-	}
-	p.srv = &http.Server{
-		Handler: p,
-		// No read, write or idle timeouts: event and log streams stay open
-		// for as long as the client wants, however quiet they are.
-		BaseContext: func(net.Listener) context.Context { return p.baseCtx },
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return WithCaller(ctx, PeerCaller(c))
-		},
-		ErrorLog: errLog,
-	}
 	return p, nil
+}
+
+// orDefault maps 0 to def and any negative value to 0 (none).
+func orDefault[T time.Duration | int](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // UpstreamAddress names the daemon the proxy forwards to, e.g.
 // "unix:///var/run/docker.sock".
 func (p *Proxy) UpstreamAddress() string { return p.upstream.display }
 
-// Serve accepts connections on ln until Shutdown; it may run on several
-// listeners at once. Connections on Unix sockets carry their peer's
-// credentials; others are anonymous.
-func (p *Proxy) Serve(ln net.Listener) error {
-	err := p.srv.Serve(ln)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
-
-// Shutdown stops accepting (closing the listeners removes their socket
-// files) and waits for in-flight requests, streams and hijacked connections
-// to end. When ctx ends first it cuts whatever is still open and returns
-// ctx's error.
-func (p *Proxy) Shutdown(ctx context.Context) error {
-	err := p.srv.Shutdown(ctx)
-	if err == nil {
-		// Hijacked connections are not the server's to wait for; wait here.
-		select {
-		case <-p.inflight.idle():
-			p.cancelBase()
-			return nil
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-	}
-	p.cancelBase()
-	_ = p.srv.Close()
-	// Cancelled requests end promptly; bound the wait anyway.
-	select {
-	case <-p.inflight.idle():
-	case <-time.After(5 * time.Second):
-		p.log.Warn("requests still running after shutdown", "count", p.inflight.count())
-	}
-	return err
-}
-
-// exchange is the state of one request between the handler and the
-// reverse proxy's callbacks.
+// exchange is the state of one request until it is audited.
 type exchange struct {
-	ev        AuditEvent
-	auditOnce sync.Once
+	ev      AuditEvent
+	audited bool
 }
 
-type exchangeKey struct{}
-
-// ServeHTTP is the data path: identify → classify → read the judged body →
-// decide → audit → forward or refuse. Every request, keep-alive and
-// pipelined ones included, passes here on its own.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p.inflight.add()
-	defer p.inflight.done()
-
-	req := &Request{ID: newRequestID(), Caller: CallerFromContext(r.Context()), Header: r.Header.Clone()}
+// serveRequest is the data path of one request: classify → read the judged
+// body → decide → audit → forward or refuse. Every request, keep-alive and
+// pipelined ones included, passes here on its own. It reports whether the
+// connection may carry another request.
+func (p *Proxy) serveRequest(cc *clientConn, r *http.Request) (keepAlive bool) {
+	req := &Request{ID: newRequestID(), Caller: cc.caller, Header: r.Header}
 	x := &exchange{ev: AuditEvent{Start: time.Now(), Request: req, Mode: p.cfg.Mode}}
-	defer p.audit(x) // for paths that return before the upstream answers
+	body := trackBody(r)
 
 	op, err := p.cfg.Classifier.Classify(r)
 	if err != nil {
-		status, msg := http.StatusBadRequest, err.Error()
+		status := http.StatusBadRequest
 		var re *RouteError
 		if errors.As(err, &re) && re.Status != 0 {
 			status = re.Status
 		}
-		p.refuse(w, x, "error", status, msg, err.Error())
-		return
+		return p.refuse(cc, r, body, x, "error", status, err.Error(), err.Error())
 	}
 	req.Operation = op
 
 	if op.JudgeBody {
-		body, status, err := readJudgedBody(r, p.cfg.BodyLimit)
+		judged, status, err := p.readJudgedBody(cc, r, body)
 		if err != nil {
-			w.Header().Set("Connection", "close") // the rest of the body is not ours to interpret
-			p.refuse(w, x, "error", status, fmt.Sprintf("%s: %v; nothing was forwarded", op.Name, err), err.Error())
-			return
+			return p.refuse(cc, r, body, x, "error", status, fmt.Sprintf("%s: %v; nothing was forwarded", op.Name, err), err.Error())
 		}
-		req.Body = body
+		req.Body = judged
 	}
 
 	decided := time.Now()
-	dec, judged := p.decide(r.Context(), req)
+	dec, judged := p.decide(cc.ctx, req)
 	x.ev.DecisionTime = time.Since(decided)
 	x.ev.Decision = dec
 	if !judged {
-		p.refuse(w, x, "error", http.StatusInternalServerError,
+		return p.refuse(cc, r, body, x, "error", http.StatusInternalServerError,
 			fmt.Sprintf("sockproxy could not evaluate its policy for %s; nothing was forwarded", op.Name), "decider failed")
-		return
 	}
 	if !dec.Allow && p.cfg.Mode == "dry-run" {
 		p.log.Info("dry-run: forwarding a request the policy refuses", "id", req.ID, "operation", op.Name, "reasons", dec.Reasons)
@@ -223,55 +196,35 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if len(dec.Reasons) > 0 {
 			reason = strings.Join(dec.Reasons, "; ")
 		}
-		p.refuse(w, x, "deny", status, fmt.Sprintf("sockproxy refused %s: %s", op.Name, reason), "")
-		return
+		return p.refuse(cc, r, body, x, "deny", status, fmt.Sprintf("sockproxy refused %s: %s", op.Name, reason), "")
 	}
 
 	if p.cfg.Auditor != nil {
 		if err := p.cfg.Auditor.Ready(); err != nil {
-			p.refuse(w, x, "error", http.StatusServiceUnavailable,
+			return p.refuse(cc, r, body, x, "error", http.StatusServiceUnavailable,
 				fmt.Sprintf("sockproxy cannot record %s in its audit log (%v), so it was not forwarded; fix the audit log and retry", op.Name, err),
 				"audit not ready: "+err.Error())
-			return
 		}
 	}
 
 	x.ev.Outcome = "allow"
-	out := r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
-	forwarded, replace := req.Body, op.JudgeBody
-	if dec.Body != nil {
-		forwarded, replace = dec.Body, true
-	}
-	if replace {
+	out := outgoing{body: body}
+	if op.JudgeBody || dec.Body != nil {
 		// Forward exactly the judged bytes with an explicit length,
 		// whatever framing the client used.
-		out.Body = io.NopCloser(bytes.NewReader(forwarded))
-		out.ContentLength = int64(len(forwarded))
-		if len(forwarded) == 0 {
-			out.Body = http.NoBody
+		out.judged, out.fixed = req.Body, true
+		if dec.Body != nil {
+			out.judged = dec.Body
 		}
-		out.TransferEncoding = nil
-		out.Header = r.Header.Clone()
-		out.Header.Del("Transfer-Encoding")
-		out.Header.Del("Content-Length")
-		out.Header.Del("Expect") // the proxy already holds the body
-		if len(forwarded) > 0 {
-			sum := sha256.Sum256(forwarded)
+		if len(out.judged) > 0 {
+			sum := sha256.Sum256(out.judged)
 			x.ev.BodySHA256 = hex.EncodeToString(sum[:])
 		}
 	}
-	if !op.Hijack && wantsUpgrade(out.Header) {
-		// Only operations dockerd hijacks may switch protocols: no other
-		// request can open a tunnel past the proxy.
-		out.Header = out.Header.Clone()
-		out.Header.Del("Upgrade")
-		out.Header.Del("Connection")
-	}
-	if op.Hijack && !wantsUpgrade(r.Header) {
-		p.relayRawHijack(w, out, x)
-		return
-	}
-	p.rp.ServeHTTP(w, out)
+	// Only operations dockerd hijacks may switch protocols: no other
+	// request can open a tunnel past the proxy.
+	out.upgrade = op.Hijack && wantsUpgrade(r.Header)
+	return p.forward(cc, r, x, out)
 }
 
 // wantsUpgrade reports whether a request asks to switch protocols
@@ -302,156 +255,126 @@ func (p *Proxy) decide(ctx context.Context, req *Request) (dec Decision, judged 
 	return p.cfg.Decider.Decide(ctx, req), true
 }
 
-func (p *Proxy) refuse(w http.ResponseWriter, x *exchange, outcome string, status int, message, auditErr string) {
+// refuse audits and answers a request the proxy does not forward. The
+// connection stays open only when the request body was read to its end.
+func (p *Proxy) refuse(cc *clientConn, r *http.Request, body *trackedBody, x *exchange, outcome string, status int, message, auditErr string) bool {
 	x.ev.Outcome = outcome
 	x.ev.Status = status
 	x.ev.Error = auditErr
-	WriteError(w, status, message)
+	p.audit(x)
+	keepAlive := !r.Close && body.done() && !p.shutting.Load()
+	writeErrorResponse(cc.bw, isHTTP10(r), status, message, !keepAlive)
+	if err := cc.bw.Flush(); err != nil {
+		return false
+	}
+	if !keepAlive && !body.done() {
+		lingeringClose(cc.conn) // the rest of the body is not ours to interpret
+	}
+	return keepAlive
 }
 
-// upstreamResponded runs when dockerd's response headers arrive.
-func (p *Proxy) upstreamResponded(res *http.Response) error {
-	if x, ok := res.Request.Context().Value(exchangeKey{}).(*exchange); ok {
-		x.ev.Status = res.StatusCode
-		p.audit(x)
-	}
-	return nil
-}
-
-// upstreamFailed answers when dockerd cannot be reached or fails before
-// its response headers.
-func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	x, _ := r.Context().Value(exchangeKey{}).(*exchange)
-	if p.baseCtx.Err() != nil {
-		if x != nil {
-			x.ev.Status, x.ev.Error = http.StatusServiceUnavailable, "shutting down: "+err.Error()
-		}
-		WriteError(w, http.StatusServiceUnavailable, "sockproxy is shutting down; retry when it is back")
-		return
-	}
-	if r.Context().Err() != nil {
-		// The client went away: nobody to answer.
-		if x != nil {
-			x.ev.Error = "request cancelled by the client: " + err.Error()
-		}
-		return
-	}
-	if x != nil && x.ev.Status != 0 {
-		// Headers were already relayed (a failed protocol switch); only record it.
-		x.ev.Error = err.Error()
-		return
-	}
-	msg := fmt.Sprintf("sockproxy cannot reach the Docker daemon at %s (%v); check that dockerd is running and that --upstream names its socket", p.upstream.display, err)
-	p.log.Warn("upstream unreachable", "upstream", p.upstream.display, "error", err)
-	if x != nil {
-		x.ev.Status = http.StatusBadGateway
-		x.ev.Error = err.Error()
-	}
-	WriteError(w, http.StatusBadGateway, msg)
-}
-
-// audit records x once, at the upstream's response headers or when the
+// audit records x once: at the upstream's response headers, or when the
 // request ends without reaching the upstream.
 func (p *Proxy) audit(x *exchange) {
-	x.auditOnce.Do(func() {
-		ev := &x.ev
-		ev.TotalTime = time.Since(ev.Start)
-		if ev.Outcome == "" {
-			ev.Outcome = "error"
-		}
-		op := ev.Request.Operation
+	if x.audited {
+		return
+	}
+	x.audited = true
+	ev := &x.ev
+	ev.TotalTime = time.Since(ev.Start)
+	if ev.Outcome == "" {
+		ev.Outcome = "error"
+	}
+	op := ev.Request.Operation
+	if p.log.Enabled(context.Background(), slog.LevelDebug) {
 		p.log.Debug("request", "id", ev.Request.ID, "operation", op.Name, "method", op.Method, "path", op.Path,
 			"uid", ev.Request.Caller.UID, "user", ev.Request.Caller.User, "pid", ev.Request.Caller.PID, "known", ev.Request.Caller.Known,
 			"outcome", ev.Outcome, "reasons", ev.Decision.Reasons, "status", ev.Status, "decision_time", ev.DecisionTime, "total_time", ev.TotalTime,
 			"error", ev.Error)
-		if p.cfg.Auditor == nil {
-			return
-		}
-		if err := p.cfg.Auditor.Audit(ev); err != nil {
-			p.log.Error("audit record failed", "id", ev.Request.ID, "operation", op.Name, "error", err)
-		}
-	})
+	}
+	if p.cfg.Auditor == nil {
+		return
+	}
+	if err := p.cfg.Auditor.Audit(ev); err != nil {
+		p.log.Error("audit record failed", "id", ev.Request.ID, "operation", op.Name, "error", err)
+	}
 }
 
-// readJudgedBody reads r's whole body (any framing: the server has already
-// decoded chunked encoding, which overrides any Content-Length) up to limit
-// bytes. It answers the status to refuse with when it cannot.
-func readJudgedBody(r *http.Request, limit int64) ([]byte, int, error) {
-	if r.Body == nil || r.Body == http.NoBody {
+// readJudgedBody reads r's whole body (any framing: ReadRequest decodes
+// chunked encoding, which overrides any Content-Length) up to limit bytes.
+// It answers the status to refuse with when it cannot.
+func (p *Proxy) readJudgedBody(cc *clientConn, r *http.Request, body *trackedBody) ([]byte, int, error) {
+	if body.done() {
 		return nil, 0, nil
 	}
+	limit := p.cfg.BodyLimit
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("request body of %d bytes is over the %d-byte limit for judged bodies", r.ContentLength, limit)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err := continueIfExpected(cc, r); err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	judged, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
 		return nil, http.StatusBadRequest, fmt.Errorf("cannot read the request body: %v", err)
 	}
-	if int64(len(body)) > limit {
+	if int64(len(judged)) > limit {
 		return nil, http.StatusRequestEntityTooLarge,
 			fmt.Errorf("request body is over the %d-byte limit for judged bodies", limit)
 	}
-	if len(body) == 0 {
+	if len(judged) == 0 {
 		return nil, 0, nil
 	}
-	return body, 0, nil
+	return judged, 0, nil
 }
+
+// continueIfExpected tells a client that waits for it ("Expect:
+// 100-continue") to send its body; the proxy is about to read it.
+func continueIfExpected(cc *clientConn, r *http.Request) error {
+	if !isContinue(r.Header.Get("Expect")) || isHTTP10(r) {
+		return nil
+	}
+	r.Header.Del("Expect") // answered here, never forwarded
+	_, _ = cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	return cc.bw.Flush()
+}
+
+func isContinue(expect string) bool {
+	return strings.EqualFold(strings.TrimSpace(expect), "100-continue")
+}
+
+func isHTTP10(r *http.Request) bool { return r.ProtoMajor == 1 && r.ProtoMinor == 0 }
+
+// trackedBody is a request body that knows whether it was read to its end,
+// which decides whether the connection can carry the next request.
+type trackedBody struct {
+	r   io.Reader
+	eof bool
+}
+
+func trackBody(r *http.Request) *trackedBody {
+	if r.Body == nil || r.Body == http.NoBody {
+		return &trackedBody{eof: true}
+	}
+	return &trackedBody{r: r.Body}
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *trackedBody) done() bool { return b.eof }
 
 func newRequestID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// bufferPool recycles the reverse proxy's copy buffers.
-type bufferPool struct{}
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
-
-func (bufferPool) Get() []byte  { return *copyBuffers.Get().(*[]byte) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
-
-// tracker counts running handlers, hijacked connections included (the
-// http.Server does not wait for those).
-type tracker struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{} // closed while n == 0
-}
-
-func (t *tracker) add() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 || t.zero == nil {
-		t.zero = make(chan struct{})
-	}
-	t.n++
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.n--
-	if t.n == 0 {
-		close(t.zero)
-	}
-}
-
-func (t *tracker) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.n
-}
-
-// idle returns a channel that is closed once no handler runs.
-func (t *tracker) idle() <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return t.zero
 }

@@ -1,15 +1,16 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -96,40 +97,107 @@ func (u Upstream) tlsConfig(serverName string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// transport builds the connection pool to dockerd. There are no response
-// timeouts: streams (logs, events, attach) last as long as the client wants.
-func (u Upstream) transport(ep endpoint) (*http.Transport, error) {
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return ep.dial(ctx)
-		},
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		// The client's Accept-Encoding passes through as sent; the proxy
-		// neither asks for nor undoes compression.
-		DisableCompression: true,
-		ReadBufferSize:     64 << 10,
-		WriteBufferSize:    64 << 10,
-	}
-	if ep.scheme == "https" {
-		host, _, err := net.SplitHostPort(ep.addr)
-		if err != nil {
-			host = ep.addr
-		}
-		cfg, err := u.tlsConfig(host)
-		if err != nil {
-			return nil, err
-		}
-		t.TLSClientConfig = cfg
-		t.TLSHandshakeTimeout = 10 * time.Second
-	}
-	return t, nil
-}
-
 var upstreamDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 
 // dial opens a plain connection to the upstream (TLS, if any, goes on top).
 func (ep endpoint) dial(ctx context.Context) (net.Conn, error) {
 	return upstreamDialer.DialContext(ctx, ep.network, ep.addr)
+}
+
+// upstreamConn is one connection to dockerd with its buffers. It carries
+// one request at a time and goes back to the pool when its response was
+// read to the end.
+type upstreamConn struct {
+	conn net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	// reused is true when the connection served an earlier request: a
+	// daemon that restarted meanwhile leaves it dead.
+	reused bool
+}
+
+// upstreamBufferSize sizes the per-connection buffers: enough for request
+// and response heads and log frames; bulk transfers read into the large
+// pooled buffers instead (see burstReader).
+const upstreamBufferSize = 4 << 10
+
+// maxIdleUpstream bounds the idle connections kept to dockerd: enough for
+// bursts of concurrent clients (a small pool caps throughput).
+const maxIdleUpstream = 256
+
+// upstreamPool keeps idle keep-alive connections to dockerd. Requests are
+// written and responses read by the client connection's own goroutine; the
+// pool only hands connections out and takes them back.
+type upstreamPool struct {
+	ep        endpoint
+	tlsConfig *tls.Config // nil: plain connection
+
+	mu     sync.Mutex
+	idle   []*upstreamConn
+	closed bool
+}
+
+// get returns an idle connection, or dials a new one.
+func (p *upstreamPool) get(ctx context.Context) (*upstreamConn, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		uc := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		uc.reused = true
+		return uc, nil
+	}
+	p.mu.Unlock()
+	conn, err := p.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &upstreamConn{conn: conn, br: bufio.NewReaderSize(conn, upstreamBufferSize), bw: bufio.NewWriterSize(conn, upstreamBufferSize)}, nil
+}
+
+// put takes back a connection whose last response was read to its end.
+func (p *upstreamPool) put(uc *upstreamConn) {
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= maxIdleUpstream {
+		p.mu.Unlock()
+		uc.conn.Close()
+		return
+	}
+	p.idle = append(p.idle, uc)
+	p.mu.Unlock()
+}
+
+// closeIdle closes the idle connections (after a failure on one of them,
+// the others are likely dead too); close also stops keeping new ones.
+func (p *upstreamPool) closeIdle() { p.drain(false) }
+func (p *upstreamPool) close()     { p.drain(true) }
+
+func (p *upstreamPool) drain(final bool) {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	if final {
+		p.closed = true
+	}
+	p.mu.Unlock()
+	for _, uc := range idle {
+		uc.conn.Close()
+	}
+}
+
+// dial opens a connection to dockerd, TLS included.
+func (p *upstreamPool) dial(ctx context.Context) (net.Conn, error) {
+	conn, err := p.ep.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.tlsConfig == nil {
+		return conn, nil
+	}
+	tconn := tls.Client(conn, p.tlsConfig.Clone())
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tconn, nil
 }
