@@ -85,20 +85,16 @@ func checkJSONContentType(h http.Header) error {
 
 // decodeStrict decodes body into a new value of spec.typ the way dockerd
 // does, after refusing anything it could read differently, and returns the
-// value and its canonical encoding.
-func decodeStrict(op string, spec bodySpec, body []byte) (any, []byte, error) {
+// value (canonicalJSON encodes it).
+func decodeStrict(op string, spec bodySpec, body []byte) (any, error) {
 	if err := checkBody(body, spec.typ, true); err != nil {
-		return nil, nil, badRequest("%s body refused: %v", op, err)
+		return nil, badRequest("%s body refused: %v", op, err)
 	}
 	ptr := reflect.New(spec.typ)
 	if err := json.Unmarshal(body, ptr.Interface()); err != nil {
-		return nil, nil, badRequest("%s body: invalid JSON for the Engine API: %v", op, err)
+		return nil, badRequest("%s body: invalid JSON for the Engine API: %v", op, err)
 	}
-	canon, err := canonicalJSON(ptr.Interface())
-	if err != nil {
-		return nil, nil, &RequestError{Status: http.StatusInternalServerError, Message: fmt.Sprintf("%s body: cannot re-encode: %v", op, err)}
-	}
-	return ptr.Interface(), canon, nil
+	return ptr.Interface(), nil
 }
 
 // decodeGeneric checks a JSON body of an operation without a moby type:

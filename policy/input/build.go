@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 
 	"github.com/sockproxy/sockproxy/proxy"
 )
@@ -32,6 +34,11 @@ type Options struct {
 	// assume v1 (host cgroupns by default, the less safe reading) when the
 	// host's filesystem cannot be seen.
 	CgroupV2 *bool
+	// OwnerLabels makes Build write the owner labels (OwnerUIDLabel,
+	// OwnerUserLabel: the caller's uid and user name) into the canonical
+	// body of container.create, network.create and volume.create, replacing
+	// any the client sent; the library's ownership rules read them back.
+	OwnerLabels bool
 }
 
 func (o Options) defaultVersion() string {
@@ -94,7 +101,12 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 	if !validVersion(in.APIVersion) {
 		return nil, nil, badRequest("invalid API version %q", in.APIVersion)
 	}
+	in.FormBody = isFormBody(&requestView{method: op.Method, header: req.Header, knownEmpty: op.JudgeBody && len(req.Body) == 0})
+	n := &normalizer{ctx: ctx, opts: opts, version: in.APIVersion}
 	if !op.JudgeBody {
+		if err := n.resolveTarget(in, nil); err != nil {
+			return nil, nil, err
+		}
 		return in, nil, nil
 	}
 	if versionBelow(in.APIVersion, opts.floor()) {
@@ -109,12 +121,18 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 		if len(body) > 7 {
 			return nil, nil, badRequest("starting a container with a request body was removed in API 1.24; send no body")
 		}
+		if err := n.resolveTarget(in, nil); err != nil {
+			return nil, nil, err
+		}
 		return in, []byte{}, nil
 	}
 	spec, known := bodySpecs[op.Name]
 	if blank {
 		if known && !spec.emptyOK {
 			return nil, nil, badRequest("%s needs a JSON body", op.Name)
+		}
+		if err := n.resolveTarget(in, nil); err != nil {
+			return nil, nil, err
 		}
 		if len(body) > 0 {
 			return in, []byte{}, nil // whitespace only: dockerd would read EOF
@@ -133,19 +151,31 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 			return nil, nil, err
 		}
 		in.Body = v
+		if err := n.resolveTarget(in, nil); err != nil {
+			return nil, nil, err
+		}
 		return in, nil, nil
 	}
 	if err := checkJSONContentType(req.Header); err != nil {
 		return nil, nil, err
 	}
-	typed, canon, err := decodeStrict(op.Name, spec, body)
+	typed, err := decodeStrict(op.Name, spec, body)
 	if err != nil {
 		return nil, nil, err
+	}
+	if opts.OwnerLabels {
+		injectOwner(op.Name, typed, in)
+	}
+	canon, err := canonicalJSON(typed)
+	if err != nil {
+		return nil, nil, &RequestError{Status: http.StatusInternalServerError, Message: fmt.Sprintf("%s body: cannot re-encode: %v", op.Name, err)}
 	}
 	// The body is the canonical document itself: it marshals to exactly
 	// the bytes forwarded, and is not decoded twice.
 	in.Body = json.RawMessage(canon)
-	n := &normalizer{ctx: ctx, opts: opts, version: in.APIVersion}
+	if err := n.resolveTarget(in, typed); err != nil {
+		return nil, nil, err
+	}
 	switch op.Name {
 	case "container.create":
 		cr := typed.(*container.CreateRequest)
@@ -163,6 +193,12 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 			return nil, nil, err
 		}
 		in.Exec = facts
+	case "network.create":
+		in.NetworkCreate = networkCreateFacts(typed.(*network.CreateRequest))
+	case "volume.create":
+		in.VolumeCreate = volumeCreateFacts(typed.(*volume.CreateOptions))
+	case "container.update":
+		in.Update = updateFacts(typed.(*container.UpdateConfig))
 	}
 	return in, canon, nil
 }

@@ -26,16 +26,21 @@ var ErrNotFound = errors.New("not found")
 
 // ImageInfo is what the normalizer needs of an image.
 type ImageInfo struct {
-	ID   string
-	User string // Config.User: the default user of containers made from it
+	ID       string
+	User     string // Config.User: the default user of containers made from it
+	Labels   map[string]string
+	RepoTags []string
 }
 
 // ContainerInfo is what the normalizer needs of an existing container.
 type ContainerInfo struct {
-	ID     string
-	Name   string
-	User   string // Config.User
-	Mounts []ContainerMount
+	ID      string
+	Name    string
+	User    string // Config.User
+	Image   string // Config.Image
+	Labels  map[string]string
+	Running bool
+	Mounts  []ContainerMount
 	// Namespace modes and privilege from its HostConfig.
 	NetworkMode  string
 	PidMode      string
@@ -66,6 +71,7 @@ type NetworkInfo struct {
 	Scope    string
 	Internal bool
 	Options  map[string]string
+	Labels   map[string]string
 }
 
 // VolumeInfo is what the normalizer needs of a volume.
@@ -74,6 +80,8 @@ type VolumeInfo struct {
 	Driver     string
 	Mountpoint string
 	Options    map[string]string
+	Labels     map[string]string
+	Scope      string
 }
 
 // HTTPDaemon looks objects up through the Engine API of the upstream.
@@ -148,15 +156,19 @@ func (d *HTTPDaemon) InspectImage(ctx context.Context, ref string) (*ImageInfo, 
 		return nil, err
 	}
 	var v struct {
-		ID     string `json:"Id"`
-		Config *struct{ User string }
+		ID       string `json:"Id"`
+		RepoTags []string
+		Config   *struct {
+			User   string
+			Labels map[string]string
+		}
 	}
 	if err := d.get(ctx, fmt.Sprintf("image %q", ref), "/images/"+p+"/json", &v); err != nil {
 		return nil, err
 	}
-	info := &ImageInfo{ID: v.ID}
+	info := &ImageInfo{ID: v.ID, RepoTags: v.RepoTags}
 	if v.Config != nil {
-		info.User = v.Config.User
+		info.User, info.Labels = v.Config.User, v.Config.Labels
 	}
 	return info, nil
 }
@@ -168,9 +180,14 @@ func (d *HTTPDaemon) InspectContainer(ctx context.Context, ref string) (*Contain
 		return nil, err
 	}
 	var v struct {
-		ID         string `json:"Id"`
-		Name       string
-		Config     *struct{ User string }
+		ID     string `json:"Id"`
+		Name   string
+		Config *struct {
+			User   string
+			Image  string
+			Labels map[string]string
+		}
+		State      *struct{ Running bool }
 		HostConfig *struct {
 			NetworkMode, PidMode, IpcMode, UTSMode, UsernsMode, CgroupnsMode string
 			Privileged                                                       bool
@@ -182,7 +199,10 @@ func (d *HTTPDaemon) InspectContainer(ctx context.Context, ref string) (*Contain
 	}
 	info := &ContainerInfo{ID: v.ID, Name: strings.TrimPrefix(v.Name, "/"), Mounts: v.Mounts}
 	if v.Config != nil {
-		info.User = v.Config.User
+		info.User, info.Image, info.Labels = v.Config.User, v.Config.Image, v.Config.Labels
+	}
+	if v.State != nil {
+		info.Running = v.State.Running
 	}
 	if h := v.HostConfig; h != nil {
 		info.NetworkMode, info.PidMode, info.IpcMode = h.NetworkMode, h.PidMode, h.IpcMode
@@ -205,11 +225,12 @@ func (d *HTTPDaemon) InspectNetwork(ctx context.Context, ref string) (*NetworkIn
 		Scope    string
 		Internal bool
 		Options  map[string]string
+		Labels   map[string]string
 	}
 	if err := d.get(ctx, fmt.Sprintf("network %q", ref), "/networks/"+p, &v); err != nil {
 		return nil, err
 	}
-	return &NetworkInfo{ID: v.ID, Name: v.Name, Driver: v.Driver, Scope: v.Scope, Internal: v.Internal, Options: v.Options}, nil
+	return &NetworkInfo{ID: v.ID, Name: v.Name, Driver: v.Driver, Scope: v.Scope, Internal: v.Internal, Options: v.Options, Labels: v.Labels}, nil
 }
 
 // InspectVolume implements Daemon.
@@ -223,4 +244,23 @@ func (d *HTTPDaemon) InspectVolume(ctx context.Context, name string) (*VolumeInf
 		return nil, err
 	}
 	return &v, nil
+}
+
+// InspectExec implements ExecInspector.
+func (d *HTTPDaemon) InspectExec(ctx context.Context, id string) (*ExecInfo, error) {
+	p, err := escapeRef(id, false)
+	if err != nil {
+		return nil, err
+	}
+	var v struct {
+		ID          string
+		ContainerID string
+	}
+	if err := d.get(ctx, fmt.Sprintf("exec %q", id), "/exec/"+p+"/json", &v); err != nil {
+		return nil, err
+	}
+	if v.ContainerID == "" {
+		return nil, fmt.Errorf("exec %q: the daemon named no container", id)
+	}
+	return &ExecInfo{ID: v.ID, ContainerID: v.ContainerID}, nil
 }

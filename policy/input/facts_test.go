@@ -272,8 +272,12 @@ func TestExecFacts(t *testing.T) {
 	if e := run("c1", `{"Cmd":["id"],"User":"0:0","Privileged":true}`); !e.User.Root || e.User.Source != "request" || !e.Privileged || !reflect.DeepEqual(e.Cmd, []string{"id"}) {
 		t.Errorf("exec as root: %+v", e)
 	}
-	if e := run("ghost", `{"Cmd":["id"]}`); e.User.Resolved {
-		t.Errorf("exec in unknown container: %+v", e.User)
+	// An unknown container is answered 404 before judging, as dockerd would.
+	req := request("exec.create", "1.41", `{"Cmd":["id"]}`)
+	req.Operation.Vars["name"] = "ghost"
+	var re *RequestError
+	if _, _, err := Build(context.Background(), req, opts); !errors.As(err, &re) || re.Status != 404 || re.Message != "No such container: ghost" {
+		t.Errorf("exec in unknown container: %v", err)
 	}
 }
 

@@ -23,9 +23,20 @@ type Input struct {
 	Container *ContainerFacts `json:"container,omitempty"`
 	// Exec holds normalized facts of an exec.create request.
 	Exec *ExecFacts `json:"exec,omitempty"`
-	// Target describes the existing object the request acts on, looked up
-	// through the daemon (issue: references and ownership).
-	Target map[string]any `json:"target,omitempty"`
+	// NetworkCreate holds normalized facts of a network.create request.
+	NetworkCreate *NetworkCreateFacts `json:"network,omitempty"`
+	// VolumeCreate holds normalized facts of a volume.create request.
+	VolumeCreate *VolumeCreateFacts `json:"volume,omitempty"`
+	// Update holds normalized facts of a container.update request.
+	Update *UpdateFacts `json:"update,omitempty"`
+	// Target is the existing object the request acts on, resolved through
+	// the daemon before judging (absent for operations that name none, for
+	// reads that are not resolved, and when the input has no daemon).
+	Target *Target `json:"target,omitempty"`
+	// FormBody is true when the request may carry a form-encoded body
+	// (Content-Type application/x-www-form-urlencoded): dockerd's handlers
+	// parse it, and its parameters override the query the policy judged.
+	FormBody bool `json:"form_body"`
 }
 
 // ContainerFacts are the normalized, security-relevant facts of a create
