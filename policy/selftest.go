@@ -226,7 +226,7 @@ func runRegoTests(ctx context.Context, modules, tests map[string]string, data ma
 		SetModules(parsed).
 		RunTests(ctx, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("Rego tests do not compile: %w", err)
+		return 0, nil, fmt.Errorf("the Rego tests do not compile: %w", err)
 	}
 	var n int
 	var failures []string
@@ -247,7 +247,7 @@ func runRegoTests(ctx context.Context, modules, tests map[string]string, data ma
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return n, failures, errors.Join(errors.New("Rego tests interrupted"), err)
+		return n, failures, errors.Join(errors.New("the Rego tests were interrupted"), err)
 	}
 	return n, failures, nil
 }
