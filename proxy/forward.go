@@ -86,7 +86,7 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 
 	closeAfter := r.Close || framing == untilEOF || p.shutting.Load() || (sender != nil && !sender.finished())
 	writeResponseHead(cc.bw, r, res, framing, closeAfter)
-	reusable, err := relayBody(cc.conn, cc.bw, up, framing, res.ContentLength)
+	reusable, err := relayBody(cc.conn, cc.bw, up, framing, res.ContentLength, waitsLong(op))
 	stopWatch() // before up can serve anyone else
 	if sender != nil && !sender.finished() {
 		// dockerd answered without reading the whole body: the connection
@@ -476,24 +476,30 @@ func writeResponseHead(bw *bufio.Writer, r *http.Request, res *http.Response, f 
 	_, _ = bw.WriteString("\r\n")
 }
 
-// relayBody copies a response body from dockerd to the client as it
-// arrives and flushes whenever nothing more is pending: a log line or event
-// goes out at once, a burst of them in one write. Chunked bodies are
-// re-chunked so that a burst of dockerd's small chunks (one per log frame)
-// leaves as one chunk. It reports whether the daemon connection ended
-// exactly with the body, so it can carry another request.
-func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, length int64) (reusable bool, err error) {
+// relayBody copies a response body from dockerd to the client. A stream
+// (logs, events, progress: live) is flushed whenever nothing more is
+// pending: a log line or event goes out at once, a burst of them in one
+// write. Any other answer is only useful whole, so it goes out in as few
+// writes as its size allows. Chunked bodies are re-chunked, so that a burst
+// of dockerd's small chunks (one per log frame) leaves as one chunk. It
+// reports whether the daemon connection ended exactly with the body, so it
+// can carry another request.
+func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, length int64, live bool) (reusable bool, err error) {
 	if f == noBody {
 		return true, bw.Flush()
 	}
-	in := burstReader{br: up.br, coalesce: true}
+	in := burstReader{br: up.br, coalesce: live}
 	defer in.release()
 	out := chunkWriter{conn: client, bw: bw, chunked: f == chunkedBody}
 	defer out.release()
+	var beforeWait func() error
+	if live {
+		beforeWait = out.flush
+	}
 	var chunks chunkScanner
 	remaining := length
 	for {
-		data, rerr := in.next(out.flush)
+		data, rerr := in.next(beforeWait)
 		if len(data) > 0 {
 			n, end := len(data), false
 			switch f {
@@ -568,7 +574,7 @@ func (w *chunkWriter) writeChunk() error {
 	head = append(head, '\r', '\n')
 	data := (*w.pending)[:w.n]
 	w.n = 0
-	if len(data) < clientBufferSize {
+	if len(data) < w.bw.Available() {
 		_, _ = w.bw.Write(head)
 		_, _ = w.bw.Write(data)
 		_, err := w.bw.WriteString("\r\n")

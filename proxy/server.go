@@ -23,8 +23,11 @@ const (
 
 	// maxHeaderBytes caps a request head, as net/http's server does.
 	maxHeaderBytes = 1<<20 + 4096
-	// clientBufferSize sizes each client connection's read and write buffers.
-	clientBufferSize = 4 << 10
+	// clientBufferSize sizes each client connection's read buffer;
+	// clientWriteBufferSize its write buffer, which holds a response head
+	// and a body of up to that size for one write.
+	clientBufferSize      = 4 << 10
+	clientWriteBufferSize = 16 << 10
 	// lingerTime is how long a connection closed with an unread request
 	// body keeps reading, so that the client gets the answer before a reset.
 	lingerTime = 500 * time.Millisecond
@@ -252,7 +255,7 @@ func (p *Proxy) register(c net.Conn) (*clientConn, bool) {
 	cc := &clientConn{conn: c}
 	cc.limit = limitedReader{r: c, n: -1}
 	cc.br = bufio.NewReaderSize(&cc.limit, clientBufferSize)
-	cc.bw = bufio.NewWriterSize(c, clientBufferSize)
+	cc.bw = bufio.NewWriterSize(c, clientWriteBufferSize)
 	p.conns[cc] = struct{}{}
 	return cc, true
 }

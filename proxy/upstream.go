@@ -119,7 +119,7 @@ type upstreamConn struct {
 // upstreamBufferSize sizes the per-connection buffers: enough for request
 // and response heads and log frames; bulk transfers read into the large
 // pooled buffers instead (see burstReader).
-const upstreamBufferSize = 4 << 10
+const upstreamBufferSize = 16 << 10
 
 // maxIdleUpstream bounds the idle connections kept to dockerd: enough for
 // bursts of concurrent clients (a small pool caps throughput).
