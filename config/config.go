@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,12 @@ type Config struct {
 	API      API      `yaml:"api"`
 	Log      Log      `yaml:"log"`
 	Audit    Audit    `yaml:"audit"`
+	Metrics  Metrics  `yaml:"metrics"`
+	// OPA is an OPA configuration (services, bundles, decision_logs, keys,
+	// status, labels), as OPA's own config file has it: policy and data
+	// from bundle servers, decisions to a remote decision log. Passed to
+	// OPA's plugins as is; docs/operations.md.
+	OPA map[string]any `yaml:"opa"`
 	// ShutdownTimeout is how long in-flight requests and streams may go on
 	// after SIGTERM/SIGINT before they are cut.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -74,6 +81,11 @@ type Policy struct {
 	Data map[string]any `yaml:"data"`
 	// EvalTimeout bounds one evaluation; a timeout refuses.
 	EvalTimeout time.Duration `yaml:"eval_timeout"`
+	// Watch reloads the policy when a file in Dirs or the configuration
+	// file changes (SIGHUP reloads either way).
+	Watch bool `yaml:"watch"`
+	// WatchDebounce is how long the files must be quiet before a reload.
+	WatchDebounce time.Duration `yaml:"watch_debounce"`
 }
 
 // Limits bound what the proxy reads.
@@ -109,6 +121,20 @@ type Audit struct {
 	FailOpen   bool   `yaml:"fail_open"`
 }
 
+// Metrics configures the metrics and health listener.
+type Metrics struct {
+	// Listen is a Unix socket path or a loopback host:port serving
+	// /metrics and /healthz; "" serves nothing.
+	Listen string `yaml:"listen"`
+	// Mode of the socket file (octal).
+	Mode FileMode `yaml:"mode"`
+	// Group (name or gid) that owns the socket.
+	Group string `yaml:"group"`
+}
+
+// OPAKeys are the sections of the opa configuration sockproxy runs.
+var OPAKeys = []string{"services", "bundles", "decision_logs", "keys", "status", "labels", "persistence_directory"}
+
 // Defaults of the settings a file may leave out.
 const (
 	DefaultUpstream        = "unix:///var/run/docker.sock"
@@ -117,6 +143,8 @@ const (
 	DefaultEvalTimeout     = time.Second
 	DefaultMinAPIVersion   = "1.24"
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultWatchDebounce   = 300 * time.Millisecond
+	DefaultMetricsMode     = FileMode(0o600)
 )
 
 // Default is the configuration with no file: the built-in hardened policy
@@ -125,10 +153,11 @@ func Default() *Config {
 	return &Config{
 		Listen:          Listen{Mode: DefaultSocketMode},
 		Upstream:        Upstream{URL: DefaultUpstream},
-		Policy:          Policy{Mode: "enforce", EvalTimeout: DefaultEvalTimeout},
+		Policy:          Policy{Mode: "enforce", EvalTimeout: DefaultEvalTimeout, Watch: true, WatchDebounce: DefaultWatchDebounce},
 		Limits:          Limits{BodyBytes: DefaultBodyBytes},
 		API:             API{MinVersion: DefaultMinAPIVersion},
 		Log:             Log{Level: "info", Format: "text"},
+		Metrics:         Metrics{Mode: DefaultMetricsMode},
 		ShutdownTimeout: DefaultShutdownTimeout,
 	}
 }
@@ -311,6 +340,35 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		bad("shutdown_timeout", "cannot be negative")
 	}
+	if c.Policy.WatchDebounce <= 0 || c.Policy.WatchDebounce > time.Minute {
+		bad("policy.watch_debounce", "%s: give a duration between 1ms and 1m (e.g. 300ms)", c.Policy.WatchDebounce)
+	}
+	if c.Metrics.Listen != "" {
+		if err := checkLocalAddress(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%v", err)
+		}
+	}
+	if c.Metrics.Mode&^0o777 != 0 || c.Metrics.Mode == 0 {
+		bad("metrics.mode", "%04o is not a permission mode between 0001 and 0777", uint32(c.Metrics.Mode))
+	}
+	for key := range c.OPA {
+		switch {
+		case slices.Contains(OPAKeys, key):
+		case key == "bundle":
+			bad("opa.bundle", "the single legacy bundle is not supported: name it under opa.bundles")
+		case key == "discovery":
+			bad("opa.discovery", "not supported: a discovery bundle could replace this configuration remotely; configure bundles and decision_logs here")
+		default:
+			bad("opa."+key, "not an OPA section sockproxy runs (known: %s)", strings.Join(OPAKeys, ", "))
+		}
+	}
+	if _, ok := c.OPA["decision_logs"]; ok {
+		if _, ok := c.OPA["services"]; !ok {
+			if dl, _ := c.OPA["decision_logs"].(map[string]any); dl == nil || dl["console"] != true {
+				bad("opa.decision_logs", "needs a service to upload to (opa.services) or console: true")
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -328,6 +386,26 @@ func (c *Config) resolvePaths(base string) {
 	c.Upstream.TLS.CA = abs(c.Upstream.TLS.CA)
 	c.Upstream.TLS.Cert = abs(c.Upstream.TLS.Cert)
 	c.Upstream.TLS.Key = abs(c.Upstream.TLS.Key)
+}
+
+// checkLocalAddress accepts an absolute socket path or host:port on a
+// loopback address: metrics and health tell what the policy refuses and
+// whether auditing works, which is not for other hosts.
+func checkLocalAddress(addr string) error {
+	if filepath.IsAbs(addr) {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return fmt.Errorf("%q is neither an absolute socket path nor host:port", addr)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address: use 127.0.0.1, [::1], localhost or a socket path", host)
+	}
+	return nil
 }
 
 // validVersion: MAJOR.MINOR with decimal parts, as dockerd's API versions.
@@ -402,4 +480,33 @@ func ParseByteSize(s string) (ByteSize, error) {
 		return 0, fmt.Errorf("%q is not a size", s)
 	}
 	return ByteSize(n * mult), nil
+}
+
+// LiveKeys are the keys a running sockproxy applies when the configuration
+// file changes; a change to any other key is logged as needing a restart.
+var LiveKeys = []string{"policy.mode", "policy.dirs", "policy.data", "policy.eval_timeout", "policy.watch_debounce"}
+
+// ChangedKeys lists the keys whose values differ between a and b, as
+// dotted paths of the file ("listen.path", "policy.data", "opa").
+func ChangedKeys(a, b *Config) []string {
+	var out []string
+	va, vb := reflect.ValueOf(*a), reflect.ValueOf(*b)
+	t := va.Type()
+	for i := range t.NumField() {
+		name := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		fa, fb := va.Field(i), vb.Field(i)
+		if fa.Kind() != reflect.Struct {
+			if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+				out = append(out, name)
+			}
+			continue
+		}
+		for j := range fa.NumField() {
+			sub := strings.Split(fa.Type().Field(j).Tag.Get("yaml"), ",")[0]
+			if !reflect.DeepEqual(fa.Field(j).Interface(), fb.Field(j).Interface()) {
+				out = append(out, name+"."+sub)
+			}
+		}
+	}
+	return out
 }

@@ -131,3 +131,69 @@ func TestModeSpellings(t *testing.T) {
 		}
 	}
 }
+
+func TestOperationsKeys(t *testing.T) {
+	cfg, err := Parse([]byte(`
+policy:
+  watch: false
+  watch_debounce: 1s
+metrics:
+  listen: 127.0.0.1:9323
+opa:
+  services:
+    acme: {url: "https://bundles.example.com"}
+  bundles:
+    site: {service: acme, resource: bundles/site.tar.gz, signing: {keyid: site}}
+  keys:
+    site: {algorithm: HS256, key: secret}
+  decision_logs: {service: acme}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.Watch || cfg.Policy.WatchDebounce != time.Second || cfg.Metrics.Listen != "127.0.0.1:9323" || cfg.Metrics.Mode != 0o600 {
+		t.Errorf("policy %+v metrics %+v", cfg.Policy, cfg.Metrics)
+	}
+	bundles, _ := cfg.OPA["bundles"].(map[string]any)
+	if site, _ := bundles["site"].(map[string]any); site["resource"] != "bundles/site.tar.gz" {
+		t.Errorf("opa section not kept as given: %v", cfg.OPA)
+	}
+	if d := Default(); !d.Policy.Watch || d.Metrics.Listen != "" {
+		t.Errorf("defaults: watch %v, metrics %q", d.Policy.Watch, d.Metrics.Listen)
+	}
+	for text, key := range map[string]string{
+		"metrics: {listen: '0.0.0.0:9323'}":               "metrics.listen",
+		"metrics: {listen: ':9323'}":                      "metrics.listen",
+		"metrics: {listen: 'metrics.sock'}":               "metrics.listen",
+		"opa: {bundle: {service: x}}":                     "opa.bundle",
+		"opa: {discovery: {service: x}}":                  "opa.discovery",
+		"opa: {server: {}}":                               "opa.server",
+		"opa: {decision_logs: {reporting: {}}}":           "opa.decision_logs",
+		"policy: {watch_debounce: 0s}":                    "policy.watch_debounce",
+		"metrics: {listen: /run/m.sock, mode: '0'}":       "metrics.mode",
+		"metrics: {listen: /run/m.sock, wat: 1}":          "wat",
+		"opa: {decision_logs: {console: true}}\nextra: 1": "extra",
+	} {
+		if _, err := Parse([]byte(text), "t.yaml"); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err %v, want one naming %s", text, err, key)
+		}
+	}
+	if _, err := Parse([]byte("opa: {decision_logs: {console: true}}"), "t.yaml"); err != nil {
+		t.Errorf("console decision logs need no service: %v", err)
+	}
+}
+
+func TestChangedKeys(t *testing.T) {
+	a, b := Default(), Default()
+	b.Policy.Mode = "dry-run"
+	b.Policy.Data = map[string]any{"allow_root": true}
+	b.Listen.Path = "/run/other.sock"
+	b.OPA = map[string]any{"bundles": map[string]any{}}
+	got := strings.Join(ChangedKeys(a, b), ",")
+	if got != "listen.path,policy.mode,policy.data,opa" {
+		t.Errorf("changed %s", got)
+	}
+	if len(ChangedKeys(a, Default())) != 0 {
+		t.Error("equal configurations differ")
+	}
+}
