@@ -58,7 +58,7 @@ type Remaining struct {
 var reviewOperations = []string{
 	"session", "grpc", "image.build", "image.load", "image.tag", "image.push", "container.commit",
 	"volume.create", "network.create", "plugin.*", "swarm.*", "service.*", "node.*", "task.*",
-	"secret.*", "config.*", "debug.*", "checkpoint.*",
+	"secret.*", "config.*", "debug.*", "checkpoint.create", "checkpoint.delete",
 }
 
 // Host paths learn never proposes as mount roots: binding them gives the
