@@ -547,8 +547,22 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Error("New without a destination succeeded")
 	}
-	if _, err := New(Options{Path: filepath.Join(t.TempDir(), "missing", "audit.log")}); err == nil {
-		t.Error("New with a path in a missing directory succeeded")
+	// A missing directory is made; one that cannot be (its parent is a
+	// file) stops New, so the proxy never starts unaudited.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Path: filepath.Join(dir, "file", "audit.log")}); err == nil {
+		t.Error("New with a path under a regular file succeeded")
+	}
+	l, err := New(Options{Path: filepath.Join(dir, "missing", "sub", "audit.log")})
+	if err != nil {
+		t.Fatalf("New with a path in a missing directory: %v", err)
+	}
+	l.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "missing", "sub")); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("made directory: %v %v", fi, err)
 	}
 }
 
