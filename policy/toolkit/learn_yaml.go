@@ -44,7 +44,7 @@ func (p *Proposal) YAML(sources []string) string {
 			w("        modes: [%s]\n", joinQuoted(r.Modes))
 		}
 	}
-	list := func(key, what string, items []string, seenKey string) {
+	list := func(key, what string, items []string, seenKey string, render func(string) string) {
 		if items == nil {
 			return
 		}
@@ -53,9 +53,9 @@ func (p *Proposal) YAML(sources []string) string {
 		w("    %s:\n", key)
 		for _, it := range items {
 			if n := p.Seen[seenKey+" "+it]; n > 0 {
-				w("      - %s  # %d×\n", it, n)
+				w("      - %s  # %d×\n", render(it), n)
 			} else {
-				w("      - %s  # already configured\n", it)
+				w("      - %s  # already configured\n", render(it))
 			}
 		}
 	}
@@ -66,18 +66,12 @@ func (p *Proposal) YAML(sources []string) string {
 		}
 		return out
 	}
-	quoted := func(xs []string) []string {
-		out := make([]string, len(xs))
-		for i, x := range xs {
-			out[i] = quote(x)
-		}
-		return out
-	}
-	list("allowed_uids", "Non-root uids the containers and execs ran as (an empty list allows any non-root uid).", ints(p.AllowedUIDs), "uid")
-	list("allowed_gids", "Their gids.", ints(p.AllowedGIDs), "gid")
-	list("allowed_images", "Images created from or pulled (globs: * matches anything, / included).", quoted(p.AllowedImages), "image")
-	list("allowed_host_ips", "Host addresses ports were published on.", quoted(p.AllowedHostIPs), "host ip")
-	list("allowed_networks", "Networks joined at create or by network.connect.", quoted(p.AllowedNetworks), "network")
+	plain := func(s string) string { return s }
+	list("allowed_uids", "Non-root uids the containers and execs ran as (an empty list allows any non-root uid).", ints(p.AllowedUIDs), "uid", plain)
+	list("allowed_gids", "Their gids.", ints(p.AllowedGIDs), "gid", plain)
+	list("allowed_images", "Images created from or pulled (globs: * matches anything, / included).", p.AllowedImages, "image", quote)
+	list("allowed_host_ips", "Host addresses ports were published on.", p.AllowedHostIPs, "host ip", quote)
+	list("allowed_networks", "Networks joined at create or by network.connect.", p.AllowedNetworks, "network", quote)
 	if len(p.Operations) > 0 {
 		empty = false
 		w("    # Operations the policy refused that the client called.\n")
