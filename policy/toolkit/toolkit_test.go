@@ -3,9 +3,9 @@ package toolkit
 import (
 	"context"
 	"encoding/json"
-	"reflect"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
