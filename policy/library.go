@@ -48,7 +48,66 @@ type LibraryConfig struct {
 	AllowedLogDrivers          []string          `json:"allowed_log_drivers"`
 	AllowedImages              []string          `json:"allowed_images"`
 	AllowImageImport           bool              `json:"allow_image_import"`
+	AllowImageImportURL        bool              `json:"allow_image_import_url"`
+	WritableImages             []string          `json:"writable_images"`
+	PushableImages             []string          `json:"pushable_images"`
+	Build                      BuildConfig       `json:"build"`
+	NetworkDrivers             []string          `json:"network_drivers"`
+	AllowedNetworkOptions      []string          `json:"allowed_network_options"`
+	AllowedNetworkSubnets      []string          `json:"allowed_network_subnets"`
+	AllowNetworkConfigFrom     bool              `json:"allow_network_config_from"`
+	AllowEndpointStaticIP      bool              `json:"allow_endpoint_static_ip"`
+	AllowEndpointAliases       bool              `json:"allow_endpoint_aliases"`
+	AllowedEndpointDriverOpts  []string          `json:"allowed_endpoint_driver_opts"`
+	AllowedLocalVolumeKinds    []string          `json:"allowed_local_volume_kinds"`
+	UpdateLimits               UpdateLimits      `json:"update_limits"`
+	AllowedCommitChanges       []string          `json:"allowed_commit_changes"`
+	Ownership                  Ownership         `json:"ownership"`
+	Profiles                   []Profile         `json:"profiles"`
 	Operations                 map[string]string `json:"operations"`
+}
+
+// BuildConfig is the build key: what image.build may ask for.
+type BuildConfig struct {
+	NetworkModes  []string `json:"network_modes"`
+	AllowRemote   bool     `json:"allow_remote"`
+	AllowBuildKit bool     `json:"allow_buildkit"`
+}
+
+// UpdateLimits bound container.update (0: no bound).
+type UpdateLimits struct {
+	MaxMemory         int64    `json:"max_memory"`
+	MaxNanoCPUs       int64    `json:"max_nano_cpus"`
+	MaxCPUShares      int64    `json:"max_cpu_shares"`
+	MaxPids           int64    `json:"max_pids"`
+	RestartPolicies   []string `json:"restart_policies"`
+	MaxRestartRetries int      `json:"max_restart_retries"`
+}
+
+// Ownership configures the owner rules.
+type Ownership struct {
+	Enabled          bool     `json:"enabled"`
+	AdminUIDs        []int    `json:"admin_uids"`
+	AdminGroups      []string `json:"admin_groups"`
+	Unowned          string   `json:"unowned"`
+	SharedOperations []string `json:"shared_operations"`
+}
+
+// Profile is a per-caller profile: Config is merged over the base settings
+// for callers Match names.
+type Profile struct {
+	Name   string         `json:"name"`
+	Match  ProfileMatch   `json:"match"`
+	Config map[string]any `json:"config"`
+}
+
+// ProfileMatch names callers: any listed uid, primary gid, user name or
+// group matches.
+type ProfileMatch struct {
+	UIDs   []int    `json:"uids"`
+	GIDs   []int    `json:"gids"`
+	Users  []string `json:"users"`
+	Groups []string `json:"groups"`
 }
 
 // MountRoot is a host directory binds may expose, with the modes allowed
@@ -155,7 +214,61 @@ func validateLibraryData(doc map[string]any) (*LibraryConfig, error) {
 		sort.Strings(bad)
 		return nil, fmt.Errorf("operations: use allow, deny or judge, not %s", strings.Join(bad, ", "))
 	}
+	for _, c := range cfg.AllowedNetworkSubnets {
+		if _, _, err := net.ParseCIDR(c); err != nil {
+			return nil, fmt.Errorf("allowed_network_subnets: %q is not a CIDR (e.g. 172.30.0.0/16)", c)
+		}
+	}
+	for _, k := range cfg.AllowedLocalVolumeKinds {
+		if !slices.Contains([]string{"tmpfs", "bind", "overlay", "device", "network"}, k) {
+			return nil, fmt.Errorf("allowed_local_volume_kinds: %q: use tmpfs, bind, overlay, device or network", k)
+		}
+	}
+	if u := cfg.Ownership.Unowned; u != "admins" && u != "anyone" {
+		return nil, fmt.Errorf("ownership.unowned %q: use admins or anyone", u)
+	}
+	if err := validateProfiles(doc, cfg.Profiles); err != nil {
+		return nil, err
+	}
 	return &cfg, nil
+}
+
+// validateProfiles checks each profile: it names someone, and its config
+// merged over the base settings is valid (the Rego library merges it the
+// same way). Mount roots in a profile's config are normalized in place.
+func validateProfiles(doc map[string]any, profiles []Profile) error {
+	raw, _ := doc["profiles"].([]any)
+	for i, p := range profiles {
+		what := fmt.Sprintf("profiles[%d]", i)
+		if p.Name != "" {
+			what += " (" + p.Name + ")"
+		}
+		m := p.Match
+		if len(m.UIDs)+len(m.GIDs)+len(m.Users)+len(m.Groups) == 0 {
+			return fmt.Errorf("%s: match names no uid, gid, user or group, so it matches nobody", what)
+		}
+		if _, ok := p.Config["profiles"]; ok {
+			return fmt.Errorf("%s: config cannot set profiles", what)
+		}
+		merged, err := jsonDoc(doc) // a deep copy
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		base := merged.(map[string]any)
+		base["profiles"] = []any{}
+		cfg, _ := raw[i].(map[string]any)["config"].(map[string]any)
+		if cfg == nil {
+			return fmt.Errorf("%s: config must be a mapping of library settings", what)
+		}
+		mergeInto(base, cfg)
+		if _, err := validateLibraryData(base); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if _, ok := cfg["mount_roots"]; ok {
+			cfg["mount_roots"] = base["mount_roots"]
+		}
+	}
+	return nil
 }
 
 // mergeInto merges src over dst: objects key by key, recursively; anything

@@ -3,9 +3,9 @@
 # data.sockproxy.config (see docs/configuration.md).
 package sockproxy.lib.create
 
-# One read of the settings per decision: references into a rule value are
-# cheaper than reads from the store.
-settings := data.sockproxy.config
+# The settings in force for this caller (base settings with the caller's
+# profile merged over them), read once per decision.
+settings := data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.mounts
 import data.sockproxy.lib.util

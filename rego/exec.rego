@@ -2,9 +2,9 @@
 # whatever the container was created with.
 package sockproxy.lib.exec
 
-# One read of the settings per decision: references into a rule value are
-# cheaper than reads from the store.
-settings := data.sockproxy.config
+# The settings in force for this caller (base settings with the caller's
+# profile merged over them), read once per decision.
+settings := data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.util
 

@@ -1,11 +1,13 @@
-# Rules for image.create: pulls (fromImage) are allowed, subject to
-# allowed_images; imports (fromSrc) turn an arbitrary root filesystem into an
-# image and are refused unless allow_image_import.
+# Rules for the image operations that fetch, write or send images:
+# image.create (pulls are allowed, subject to allowed_images; imports turn an
+# arbitrary root filesystem into an image), image.tag and container.commit
+# (which can re-point a reference other rules trust), image.push (sends an
+# image out) and image.build (RUN steps never pass through container.create).
 package sockproxy.lib.image
 
-# One read of the settings per decision: references into a rule value are
-# cheaper than reads from the store.
-settings := data.sockproxy.config
+# The settings in force for this caller (base settings with the caller's
+# profile merged over them), read once per decision.
+settings := data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.util
 
@@ -16,19 +18,44 @@ else := {}
 # dockerd reads the first value of a repeated query key.
 first(key) := query[key][0]
 
+param(key) := object.get(query, [key, 0], "")
+
+nonempty(key) if first(key) != ""
+
+# --- image.create: pull (fromImage) or import (fromSrc)
+
 deny contains msg if {
+	input.operation == "image.create"
 	src := first("fromSrc")
 	src != ""
 	not settings.allow_image_import
 	msg := sprintf("image import (fromSrc=%s) is not allowed: set allow_image_import", [src])
 }
 
+# fromSrc other than "-" (the body) makes the daemon fetch a URL.
+deny contains msg if {
+	input.operation == "image.create"
+	src := first("fromSrc")
+	not src in {"", "-"}
+	not settings.allow_image_import_url
+	msg := sprintf("image import from a URL (fromSrc=%s) is not allowed: the daemon would fetch it; send the archive as the body (fromSrc=-)", [src])
+}
+
+deny contains msg if {
+	input.operation == "image.create"
+	nonempty("fromSrc")
+	not nonempty("fromImage")
+	nonempty("repo")
+	ref := util.image_ref(param("repo"), param("tag"))
+	not util.glob_any(settings.writable_images, ref)
+	msg := sprintf("image import would write %s: writable_images are %s", [ref, util.list_text(settings.writable_images)])
+}
+
 deny contains "image.create without fromImage or fromSrc: refused" if {
+	input.operation == "image.create"
 	not nonempty("fromImage")
 	not nonempty("fromSrc")
 }
-
-nonempty(key) if first(key) != ""
 
 # The reference dockerd pulls: fromImage, with tag appended unless it is a
 # digest or already carries one.
@@ -48,6 +75,7 @@ with_tag(image, tag) := sprintf("%s:%s", [image, tag]) if {
 }
 
 deny contains msg if {
+	input.operation == "image.create"
 	count(settings.allowed_images) > 0
 	nonempty("fromImage")
 	not allowed(reference)
@@ -57,4 +85,76 @@ deny contains msg if {
 allowed(ref) if {
 	some pattern in settings.allowed_images
 	glob.match(pattern, null, ref)
+}
+
+# --- image.tag and container.commit write a reference
+
+deny contains msg if {
+	input.operation in {"image.tag", "container.commit"}
+	nonempty("repo")
+	ref := util.image_ref(param("repo"), param("tag"))
+	not util.glob_any(settings.writable_images, ref)
+	msg := sprintf("%s would write the image reference %s: writable_images are %s", [input.operation, ref, util.list_text(settings.writable_images)])
+}
+
+deny contains "image.tag without repo: refused" if {
+	input.operation == "image.tag"
+	not nonempty("repo")
+}
+
+# --- image.push sends an image to a registry
+
+push_ref := util.image_ref(input.vars.name, param("tag"))
+
+deny contains msg if {
+	input.operation == "image.push"
+	not util.glob_any(settings.pushable_images, push_ref)
+	msg := sprintf("image push of %s is not allowed: pushable_images are %s", [push_ref, util.list_text(settings.pushable_images)])
+}
+
+# --- image.build (classic builder; the context is the body)
+
+deny contains msg if {
+	input.operation == "image.build"
+	nonempty("remote")
+	not settings.build.allow_remote
+	msg := sprintf("build from a remote context (remote=%s) is not allowed: the daemon would fetch it", [param("remote")])
+}
+
+deny contains msg if {
+	input.operation == "image.build"
+	mode := param("networkmode")
+	not mode in settings.build.network_modes
+	msg := sprintf("build networkmode %s is not allowed: build.network_modes are %s", [mode, util.list_text(settings.build.network_modes)])
+}
+
+# BuildKit (version=2) reads the Dockerfile through a session and honours
+# RUN --network=host and other entitlements the proxy cannot see.
+deny contains "BuildKit builds (version=2) are not allowed: RUN options such as --network=host are invisible to the proxy; set build.allow_buildkit" if {
+	input.operation == "image.build"
+	param("version") == "2"
+	not settings.build.allow_buildkit
+}
+
+deny contains msg if {
+	input.operation == "image.build"
+	cg := param("cgroupparent")
+	cg != ""
+	not cg in settings.allowed_cgroup_parents
+	msg := sprintf("build cgroupparent %s is not allowed", [cg])
+}
+
+deny contains msg if {
+	input.operation == "image.build"
+	some t in object.get(query, "t", [])
+	ref := util.image_ref(t, "")
+	not util.glob_any(settings.writable_images, ref)
+	msg := sprintf("build would write the image reference %s: writable_images are %s", [ref, util.list_text(settings.writable_images)])
+}
+
+deny contains msg if {
+	input.operation == "image.build"
+	param("isolation") != ""
+	param("isolation") != "default"
+	msg := sprintf("build isolation %s is not allowed", [param("isolation")])
 }

@@ -1,9 +1,9 @@
 # Helpers shared by the library's rule packages.
 package sockproxy.lib.util
 
-# One read of the settings per decision: references into a rule value are
-# cheaper than reads from the store.
-settings := data.sockproxy.config
+# The settings in force for this caller (base settings with the caller's
+# profile merged over them), read once per decision.
+settings := data.sockproxy.lib.profile.settings
 
 # list_text renders an allowlist for a message: "a, b" or "none".
 list_text(xs) := concat(", ", [sprintf("%v", [x]) | some x in xs]) if count(xs) > 0
@@ -52,4 +52,37 @@ user_deny contains msg if {
 	count(settings.allowed_gids) > 0
 	not subject.user.gid in settings.allowed_gids
 	msg := sprintf("%s %s (gid %d) is not in allowed_gids: %s", [subject.prefix, user_text(subject.user), subject.user.gid, list_text(settings.allowed_gids)])
+}
+
+# root_user(s): the user string s ("user[:group]") runs as uid 0: empty,
+# "root", or a number that is zero in any spelling ("0", "00", "+0").
+root_user(s) if {
+	u := split(s, ":")[0]
+	u in {"", "root"}
+}
+
+root_user(s) if {
+	u := split(s, ":")[0]
+	regex.match(`^[+-]?0+$`, u)
+}
+
+# image_ref(repo, tag) is the reference dockerd writes for repo and tag
+# query parameters: the tag defaults to latest unless repo carries one.
+image_ref(repo, "") := repo if has_tag(repo)
+
+else := concat("", [repo, ":latest"])
+
+image_ref(repo, tag) := concat("", [repo, ":", tag]) if tag != ""
+
+has_tag(repo) if contains(repo, "@")
+
+has_tag(repo) if {
+	parts := split(repo, "/")
+	contains(parts[count(parts) - 1], ":")
+}
+
+# glob_any(patterns, s): s matches one of the globs (* crosses slashes).
+glob_any(patterns, s) if {
+	some p in patterns
+	glob.match(p, null, s)
 }

@@ -101,6 +101,9 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 	if !validVersion(in.APIVersion) {
 		return nil, nil, badRequest("invalid API version %q", in.APIVersion)
 	}
+	if op.JudgeBody {
+		in.BodySize = len(req.Body)
+	}
 	in.FormBody = isFormBody(&requestView{method: op.Method, header: req.Header, knownEmpty: op.JudgeBody && len(req.Body) == 0})
 	n := &normalizer{ctx: ctx, opts: opts, version: in.APIVersion}
 	if !op.JudgeBody {
@@ -193,6 +196,14 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 			return nil, nil, err
 		}
 		in.Exec = facts
+	case "network.connect":
+		in.Connect = connectFacts(typed.(*network.ConnectOptions))
+	case "container.commit":
+		if cr := typed.(*container.CreateRequest); cr.Config != nil {
+			in.Commit = &CommitFacts{User: cr.Config.User}
+		} else {
+			in.Commit = &CommitFacts{}
+		}
 	case "network.create":
 		in.NetworkCreate = networkCreateFacts(typed.(*network.CreateRequest))
 	case "volume.create":

@@ -41,6 +41,8 @@ type ContainerInfo struct {
 	Labels  map[string]string
 	Running bool
 	Mounts  []ContainerMount
+	// NoNewPrivileges: HostConfig.SecurityOpt names no-new-privileges.
+	NoNewPrivileges bool
 	// Namespace modes and privilege from its HostConfig.
 	NetworkMode  string
 	PidMode      string
@@ -191,6 +193,7 @@ func (d *HTTPDaemon) InspectContainer(ctx context.Context, ref string) (*Contain
 		HostConfig *struct {
 			NetworkMode, PidMode, IpcMode, UTSMode, UsernsMode, CgroupnsMode string
 			Privileged                                                       bool
+			SecurityOpt                                                      []string
 		}
 		Mounts []ContainerMount
 	}
@@ -208,6 +211,12 @@ func (d *HTTPDaemon) InspectContainer(ctx context.Context, ref string) (*Contain
 		info.NetworkMode, info.PidMode, info.IpcMode = h.NetworkMode, h.PidMode, h.IpcMode
 		info.UTSMode, info.UsernsMode, info.CgroupnsMode = h.UTSMode, h.UsernsMode, h.CgroupnsMode
 		info.Privileged = h.Privileged
+		for _, o := range h.SecurityOpt {
+			switch o {
+			case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true":
+				info.NoNewPrivileges = true
+			}
+		}
 	}
 	return info, nil
 }

@@ -27,6 +27,10 @@ type Input struct {
 	NetworkCreate *NetworkCreateFacts `json:"network,omitempty"`
 	// VolumeCreate holds normalized facts of a volume.create request.
 	VolumeCreate *VolumeCreateFacts `json:"volume,omitempty"`
+	// Connect holds the endpoint settings of a network.connect request.
+	Connect *ConnectFacts `json:"connect,omitempty"`
+	// Commit holds normalized facts of a container.commit request.
+	Commit *CommitFacts `json:"commit,omitempty"`
 	// Update holds normalized facts of a container.update request.
 	Update *UpdateFacts `json:"update,omitempty"`
 	// Target is the existing object the request acts on, resolved through
@@ -37,6 +41,9 @@ type Input struct {
 	// (Content-Type application/x-www-form-urlencoded): dockerd's handlers
 	// parse it, and its parameters override the query the policy judged.
 	FormBody bool `json:"form_body"`
+	// BodySize is the length in bytes of the request body as received, for
+	// operations whose body is judged (0 for others).
+	BodySize int `json:"body_size"`
 }
 
 // ContainerFacts are the normalized, security-relevant facts of a create

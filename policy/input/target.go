@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"path"
 	"reflect"
 	"sort"
 	"strconv"
@@ -47,6 +48,9 @@ type Target struct {
 	User       *UserFacts `json:"user,omitempty"`  // Config.User (Source "container")
 	Running    bool       `json:"running,omitempty"`
 	Privileged bool       `json:"privileged,omitempty"`
+	// NoNewPrivileges: the container runs with no-new-privileges (setuid
+	// binaries written into it cannot raise an exec's privileges).
+	NoNewPrivileges bool `json:"no_new_privileges,omitempty"`
 	// Namespaces are the HostConfig modes: network, pid, ipc, uts, userns,
 	// cgroupns ("" = dockerd's default).
 	Namespaces map[string]string `json:"namespaces,omitempty"`
@@ -154,6 +158,24 @@ type UpdateFacts struct {
 	// Other lists the other Resources fields the request sets (by their
 	// JSON name, sorted), e.g. "Devices", "CgroupParent", "KernelMemory".
 	Other []string `json:"other"`
+}
+
+// ConnectFacts are the endpoint settings of a network.connect request.
+type ConnectFacts struct {
+	Container    string            `json:"container"` // as sent
+	Aliases      []string          `json:"aliases"`
+	IPv4         string            `json:"ipv4"` // static addresses asked for ("" none)
+	IPv6         string            `json:"ipv6"`
+	LinkLocalIPs []string          `json:"link_local_ips"`
+	MacAddress   string            `json:"mac_address"`
+	DriverOpts   map[string]string `json:"driver_opts"`
+	Links        []string          `json:"links"`
+}
+
+// CommitFacts are the normalized facts of a container.commit request.
+type CommitFacts struct {
+	// User is the body's Config.User ("" keeps the container's user).
+	User string `json:"user"`
 }
 
 // RestartPolicy is the restart policy a container.update asks for.
@@ -372,7 +394,7 @@ func containerTarget(ref string, c *ContainerInfo) *Target {
 	t := &Target{
 		Kind: "container", Ref: ref, ID: c.ID, Name: c.Name,
 		Labels: nonNilMap(c.Labels), Owner: ownerOf(c.Labels),
-		Image: c.Image, User: &u, Running: c.Running, Privileged: c.Privileged,
+		Image: c.Image, User: &u, Running: c.Running, Privileged: c.Privileged, NoNewPrivileges: c.NoNewPrivileges,
 		Namespaces: map[string]string{
 			"network": c.NetworkMode, "pid": c.PidMode, "ipc": c.IpcMode,
 			"uts": c.UTSMode, "userns": c.UsernsMode, "cgroupns": c.CgroupnsMode,
@@ -476,6 +498,19 @@ func networkCreateFacts(b *network.CreateRequest) *NetworkCreateFacts {
 	return f
 }
 
+func connectFacts(b *network.ConnectOptions) *ConnectFacts {
+	f := &ConnectFacts{Container: b.Container, Aliases: []string{}, LinkLocalIPs: []string{}, DriverOpts: map[string]string{}, Links: []string{}}
+	ep := b.EndpointConfig
+	if ep == nil {
+		return f
+	}
+	f.Aliases, f.MacAddress, f.DriverOpts, f.Links = nonNilSlice(ep.Aliases), ep.MacAddress, nonNilMap(ep.DriverOpts), nonNilSlice(ep.Links)
+	if ep.IPAMConfig != nil {
+		f.IPv4, f.IPv6, f.LinkLocalIPs = ep.IPAMConfig.IPv4Address, ep.IPAMConfig.IPv6Address, nonNilSlice(ep.IPAMConfig.LinkLocalIPs)
+	}
+	return f
+}
+
 func volumeCreateFacts(b *volume.CreateOptions) *VolumeCreateFacts {
 	f := &VolumeCreateFacts{Name: b.Name, Driver: b.Driver, Options: nonNilMap(b.DriverOpts), Labels: nonNilMap(b.Labels),
 		HostPaths: []string{}, Cluster: b.ClusterVolumeSpec != nil}
@@ -486,7 +521,8 @@ func volumeCreateFacts(b *volume.CreateOptions) *VolumeCreateFacts {
 		kind, parts := localMount(f.Options)
 		f.LocalMount = kind
 		for _, p := range parts {
-			f.HostPaths = append(f.HostPaths, p.path)
+			// The kernel resolves ".." in the device path: judge it cleaned.
+			f.HostPaths = append(f.HostPaths, path.Clean(p.path))
 		}
 	}
 	return f
