@@ -484,7 +484,7 @@ func ParseByteSize(s string) (ByteSize, error) {
 
 // LiveKeys are the keys a running sockproxy applies when the configuration
 // file changes; a change to any other key is logged as needing a restart.
-var LiveKeys = []string{"policy.mode", "policy.dirs", "policy.data", "policy.eval_timeout", "policy.watch_debounce"}
+var LiveKeys = []string{"policy.mode", "policy.dirs", "policy.data", "policy.eval_timeout"}
 
 // ChangedKeys lists the keys whose values differ between a and b, as
 // dotted paths of the file ("listen.path", "policy.data", "opa").

@@ -137,13 +137,17 @@ func New(opts Options) *Metrics {
 		}))
 	}
 	if opts.OpenStreams != nil {
-		streams := opts.OpenStreams
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "sockproxy_open_streams",
-			Help: "Responses the proxy is relaying right now (event, log and stats streams, attach and exec sessions).",
-		}, func() float64 { return float64(streams()) }))
+		m.SetOpenStreams(opts.OpenStreams)
 	}
 	return m
+}
+
+// SetOpenStreams registers the open streams gauge, read from streams.
+func (m *Metrics) SetOpenStreams(streams func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sockproxy_open_streams",
+		Help: "Responses the proxy is relaying right now (event, log and stats streams, attach and exec sessions).",
+	}, func() float64 { return float64(streams()) }))
 }
 
 // Registry is the registry the collectors are on (to add more, or gather

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sockproxy/sockproxy/config"
+	"github.com/sockproxy/sockproxy/metrics"
 	"github.com/sockproxy/sockproxy/policy"
 	"github.com/sockproxy/sockproxy/policy/audit"
 	"github.com/sockproxy/sockproxy/policy/input"
@@ -35,6 +37,12 @@ type serveSettings struct {
 	cfg *config.Config
 	// allowAll replaces the policy with none; only a flag can ask for it.
 	allowAll bool
+	// configPath is the configuration file ("" for the defaults); it is
+	// watched and re-read on SIGHUP.
+	configPath string
+	// overrides applies the command-line flags over a configuration, so
+	// that a reloaded file keeps them.
+	overrides func(*config.Config) error
 }
 
 // defaultListenPath is /run/sockproxy/docker.sock for root (next to
@@ -57,9 +65,10 @@ func parseServeArgs(args []string, stderr io.Writer) (serveSettings, error) {
 		configPath, listen, listenTCP, socketGroup, upstream string
 		tlsCA, tlsCert, tlsKey, mode, auditPath              string
 		logLevel, logFormat, bodyLimit, socketMode           string
+		metricsListen                                        string
 		shutdownTimeout                                      time.Duration
 		policyDirs                                           stringList
-		allowAll, auditStdout                                bool
+		allowAll, auditStdout, watch                         bool
 	)
 	set := flag.NewFlagSet("sockproxy serve", flag.ContinueOnError)
 	set.SetOutput(stderr)
@@ -80,6 +89,8 @@ func parseServeArgs(args []string, stderr io.Writer) (serveSettings, error) {
 	set.BoolVar(&allowAll, "allow-all", false, "DANGEROUS: allow every request (no policy at all)")
 	set.StringVar(&logLevel, "log-level", "", "debug (one line per request), info, warn or error")
 	set.StringVar(&logFormat, "log-format", "", "text or json")
+	set.StringVar(&metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this Unix socket path or loopback host:port")
+	set.BoolVar(&watch, "watch", true, "reload the policy when its files or the configuration file change (--watch=false: only on SIGHUP)")
 	set.DurationVar(&shutdownTimeout, "shutdown-timeout", 0, "on SIGTERM/SIGINT, how long in-flight requests and streams may go on before they are cut (default 10s)")
 	if err := set.Parse(args); err != nil {
 		return serveSettings{}, err
@@ -88,71 +99,92 @@ func parseServeArgs(args []string, stderr io.Writer) (serveSettings, error) {
 		return serveSettings{}, fmt.Errorf("unexpected arguments: %q", set.Args())
 	}
 
-	cfg := config.Default()
-	if configPath != "" {
-		var err error
-		if cfg, err = config.Load(configPath); err != nil {
-			return serveSettings{}, err
-		}
-	}
-	var errs []error
-	set.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "listen":
-			cfg.Listen.Path = listen
-		case "listen-tcp":
-			cfg.Listen.TCP = listenTCP
-		case "socket-mode":
-			v, err := strconv.ParseUint(strings.TrimPrefix(socketMode, "0o"), 8, 32)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--socket-mode %q is not an octal permission such as 0660", socketMode))
+	overrides := func(cfg *config.Config) error {
+		var errs []error
+		set.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "listen":
+				cfg.Listen.Path = listen
+			case "listen-tcp":
+				cfg.Listen.TCP = listenTCP
+			case "socket-mode":
+				v, err := strconv.ParseUint(strings.TrimPrefix(socketMode, "0o"), 8, 32)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("--socket-mode %q is not an octal permission such as 0660", socketMode))
+				}
+				cfg.Listen.Mode = config.FileMode(v)
+			case "socket-group":
+				cfg.Listen.Group = socketGroup
+			case "upstream":
+				cfg.Upstream.URL = upstream
+			case "tls-ca":
+				cfg.Upstream.TLS.CA = tlsCA
+			case "tls-cert":
+				cfg.Upstream.TLS.Cert = tlsCert
+			case "tls-key":
+				cfg.Upstream.TLS.Key = tlsKey
+			case "body-limit":
+				n, err := config.ParseByteSize(bodyLimit)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("--body-limit: %w", err))
+				}
+				cfg.Limits.BodyBytes = n
+			case "mode":
+				cfg.Policy.Mode = mode
+			case "policy-dir":
+				cfg.Policy.Dirs = append(cfg.Policy.Dirs, policyDirs...)
+			case "audit-log":
+				cfg.Audit.Path = auditPath
+			case "audit-stdout":
+				cfg.Audit.Stdout = auditStdout
+			case "log-level":
+				cfg.Log.Level = logLevel
+			case "log-format":
+				cfg.Log.Format = logFormat
+			case "shutdown-timeout":
+				cfg.ShutdownTimeout = shutdownTimeout
+			case "metrics-listen":
+				cfg.Metrics.Listen = metricsListen
+			case "watch":
+				cfg.Policy.Watch = watch
 			}
-			cfg.Listen.Mode = config.FileMode(v)
-		case "socket-group":
-			cfg.Listen.Group = socketGroup
-		case "upstream":
-			cfg.Upstream.URL = upstream
-		case "tls-ca":
-			cfg.Upstream.TLS.CA = tlsCA
-		case "tls-cert":
-			cfg.Upstream.TLS.Cert = tlsCert
-		case "tls-key":
-			cfg.Upstream.TLS.Key = tlsKey
-		case "body-limit":
-			n, err := config.ParseByteSize(bodyLimit)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--body-limit: %w", err))
-			}
-			cfg.Limits.BodyBytes = n
-		case "mode":
-			cfg.Policy.Mode = mode
-		case "policy-dir":
-			cfg.Policy.Dirs = append(cfg.Policy.Dirs, policyDirs...)
-		case "audit-log":
-			cfg.Audit.Path = auditPath
-		case "audit-stdout":
-			cfg.Audit.Stdout = auditStdout
-		case "log-level":
-			cfg.Log.Level = logLevel
-		case "log-format":
-			cfg.Log.Format = logFormat
-		case "shutdown-timeout":
-			cfg.ShutdownTimeout = shutdownTimeout
-		}
-	})
-	if cfg.Listen.Path == "" {
-		cfg.Listen.Path = defaultListenPath()
+		})
 		if cfg.Listen.Path == "" {
-			errs = append(errs, errors.New("no socket path to listen on: XDG_RUNTIME_DIR is not set; give --listen or listen.path"))
+			cfg.Listen.Path = defaultListenPath()
+			if cfg.Listen.Path == "" {
+				errs = append(errs, errors.New("no socket path to listen on: XDG_RUNTIME_DIR is not set; give --listen or listen.path"))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		return cfg.Validate()
+	}
+	s := serveSettings{allowAll: allowAll, configPath: configPath, overrides: overrides}
+	cfg, err := s.loadConfig()
+	if err != nil {
+		return serveSettings{}, err
+	}
+	s.cfg = cfg
+	return s, nil
+}
+
+// loadConfig reads the configuration file (or takes the defaults) and
+// applies the command-line flags over it.
+func (s serveSettings) loadConfig() (*config.Config, error) {
+	cfg := config.Default()
+	if s.configPath != "" {
+		var err error
+		if cfg, err = config.Load(s.configPath); err != nil {
+			return nil, err
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return serveSettings{}, err
+	if s.overrides != nil {
+		if err := s.overrides(cfg); err != nil {
+			return nil, err
+		}
 	}
-	if err := cfg.Validate(); err != nil {
-		return serveSettings{}, err
-	}
-	return serveSettings{cfg: cfg, allowAll: allowAll}, nil
+	return cfg, nil
 }
 
 // stringList is a repeatable string flag.
@@ -190,34 +222,18 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// buildDecider picks the policy: the Rego engine (built-in library plus the
-// configured modules and data), or nothing at all only when --allow-all
-// says so explicitly. The reload function re-reads the policy's files.
-func buildDecider(ctx context.Context, s serveSettings, upstream proxy.Upstream, logger *slog.Logger) (proxy.Decider, func(context.Context) error, error) {
+// buildEngine builds the Rego engine (built-in library plus the
+// configured modules and data), or returns nil only when --allow-all says
+// so explicitly.
+func buildEngine(ctx context.Context, s serveSettings, rt http.RoundTripper, logger *slog.Logger) (*policy.Engine, error) {
 	if s.allowAll {
 		logger.Warn("--allow-all: every request is forwarded unjudged; any caller of the socket controls the host")
-		return proxy.AllowAll, func(context.Context) error { return nil }, nil
-	}
-	rt, err := upstream.RoundTripper()
-	if err != nil {
-		return nil, nil, err
+		return nil, nil
 	}
 	opts := policyOptions(s.cfg, logger)
 	opts.Input.Daemon = input.NewHTTPDaemon(rt, "")
 	opts.Build = versionedBuilder(opts.Input, newAPIVersionSource(rt, logger))
-	engine, err := policy.NewEngine(ctx, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	reload := func(ctx context.Context) error {
-		rev, err := engine.Reload(ctx)
-		if err != nil {
-			return err
-		}
-		logger.Info("policy reloaded", "revision", rev.ID)
-		return nil
-	}
-	return engine, reload, nil
+	return policy.NewEngine(ctx, opts)
 }
 
 // versionedBuilder builds policy inputs with dockerd's own API version as
@@ -262,30 +278,87 @@ func newAuditor(c config.Audit, logger *slog.Logger) (*audit.Log, error) {
 func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.Writer) error {
 	cfg := s.cfg
 	upstream := proxy.Upstream{Address: cfg.Upstream.URL, CAFile: cfg.Upstream.TLS.CA, CertFile: cfg.Upstream.TLS.Cert, KeyFile: cfg.Upstream.TLS.Key}
-	decider, reloadPolicy, err := buildDecider(ctx, s, upstream, logger)
+	rt, err := upstream.RoundTripper()
 	if err != nil {
 		return err
 	}
+	var m *metrics.Metrics
 	auditLog, err := newAuditor(cfg.Audit, logger)
 	if err != nil {
 		return err
 	}
+	if auditLog != nil {
+		defer auditLog.Close()
+	}
+	if cfg.Metrics.Listen != "" {
+		var mopts metrics.Options
+		if auditLog != nil {
+			mopts.AuditStats = auditLog.Stats
+		}
+		m = metrics.New(mopts)
+	}
+
+	engine, err := buildEngine(ctx, s, rt, logger)
+	if err != nil {
+		return err
+	}
+	var decider proxy.Decider = proxy.AllowAll
+	var reloader *policy.Reloader
+	if engine != nil {
+		decider = engine
+		reloader = policy.NewReloader(policy.ReloaderOptions{
+			Engine: engine, Dirs: cfg.Policy.Dirs, Data: cfg.Policy.Data, Logger: logger,
+			Observe: func(res policy.ReloadResult) {
+				if m != nil {
+					m.ObserveReload(res)
+				}
+			},
+		})
+		// The policy in force must pass its Rego tests from the start.
+		if res := reloader.Reload(ctx, "start"); res.Err != nil {
+			return fmt.Errorf("the policy is not put in force: %w", res.Err)
+		}
+	}
+
+	var auditor proxy.Auditor
+	if auditLog != nil {
+		auditor = auditLog
+	}
+	if len(cfg.OPA) > 0 {
+		if reloader == nil {
+			return errors.New("the opa section (bundles, decision logs) needs the policy engine: it cannot go with --allow-all")
+		}
+		fleet, err := policy.StartFleet(ctx, policy.FleetOptions{
+			Config: cfg.OPA, Reloader: reloader, Logger: logger,
+			OnLogError: func(error) {
+				if m != nil {
+					m.DecisionLogFailed()
+				}
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer fleet.Stop(context.Background())
+		auditor = fleet.Auditor(auditor)
+	}
+	if m != nil {
+		auditor = m.Auditor(auditor)
+	}
 	pcfg := proxy.Config{
 		Classifier: route.New(route.Config{MinAPIVersion: route.DefaultMinAPIVersion}),
 		Decider:    decider,
+		Auditor:    auditor,
 		Upstream:   upstream,
 		BodyLimit:  int64(cfg.Limits.BodyBytes),
 		Logger:     logger,
 		Mode:       cfg.Policy.Mode,
 	}
-	if auditLog != nil {
-		pcfg.Auditor = auditLog
-		defer auditLog.Close()
-	}
 	p, err := proxy.New(pcfg)
 	if err != nil {
 		return err
 	}
+	live := &liveConfig{settings: s, running: cfg, engine: engine, reloader: reloader, proxy: p, metrics: m, log: logger}
 
 	listeners := []net.Listener{}
 	unixLn, err := proxy.ListenUnix(cfg.Listen.Path, fs.FileMode(cfg.Listen.Mode), cfg.Listen.Group)
@@ -302,6 +375,16 @@ func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.
 		logger.Warn("TCP listener: its callers are anonymous (no peer credentials) and unencrypted", "address", tcpLn.Addr().String())
 		listeners = append(listeners, tcpLn)
 	}
+	if m != nil {
+		stop, err := serveMetrics(cfg.Metrics, m, healthChecks(rt, engine, reloader, auditLog), p, logger)
+		if err != nil {
+			for _, ln := range listeners {
+				ln.Close()
+			}
+			return err
+		}
+		defer stop()
+	}
 
 	errs := make(chan error, len(listeners))
 	for _, ln := range listeners {
@@ -312,8 +395,23 @@ func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.
 		policyName = "allow-all"
 	}
 	logger.Info("sockproxy listening", "socket", cfg.Listen.Path, "mode", fmt.Sprintf("%04o", uint32(cfg.Listen.Mode)), "group", cfg.Listen.Group,
-		"upstream", p.UpstreamAddress(), "policy", policyName, "policy_mode", cfg.Policy.Mode, "body_limit", int64(cfg.Limits.BodyBytes))
+		"upstream", p.UpstreamAddress(), "policy", policyName, "policy_mode", cfg.Policy.Mode, "body_limit", int64(cfg.Limits.BodyBytes),
+		"metrics", cfg.Metrics.Listen, "watch", cfg.Policy.Watch && reloader != nil)
 	fmt.Fprintf(stdout, "export DOCKER_HOST=unix://%s\n", cfg.Listen.Path)
+
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if cfg.Policy.Watch && reloader != nil {
+		w, err := policy.NewWatcher(cfg.Policy.WatchDebounce, logger)
+		if err != nil {
+			logger.Error("policy files are not watched; reload with SIGHUP", "error", err)
+		} else {
+			defer w.Close()
+			live.watcher = w
+			live.rewatch()
+			go w.Run(watchCtx, func(changed []string) { live.filesChanged(watchCtx, changed) })
+		}
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -324,16 +422,15 @@ wait:
 	for {
 		select {
 		case <-hup:
-			// SIGHUP: reopen the audit log (after logrotate moved it) and
-			// reload the policy; a policy that fails to load keeps the old one.
+			// SIGHUP: reopen the audit log (after logrotate moved it), re-read
+			// the configuration and reload the policy; a policy that fails to
+			// load keeps the old one.
 			if auditLog != nil {
 				if err := auditLog.Reopen(); err != nil {
 					logger.Error("reopening the audit log failed", "error", err)
 				}
 			}
-			if err := reloadPolicy(ctx); err != nil {
-				logger.Error("policy reload failed; the previous revision stays in force", "error", err)
-			}
+			live.reload(ctx, "SIGHUP", s.configPath != "")
 		case <-ctx.Done():
 			logger.Info("shutting down: no new connections; waiting for requests in flight", "timeout", cfg.ShutdownTimeout)
 			break wait
@@ -342,6 +439,7 @@ wait:
 			break wait
 		}
 	}
+	stopWatch()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := p.Shutdown(shutdownCtx); err != nil {
