@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
@@ -114,9 +116,18 @@ func StartFleet(ctx context.Context, opts FleetOptions) (*Fleet, error) {
 	return f, nil
 }
 
+// StopTimeout bounds Stop when its context has no deadline.
+const StopTimeout = 10 * time.Second
+
 // Stop stops the plugins; pending decision log events are uploaded first
-// when the decision_logs configuration says so.
+// (periodic or immediate reporting), for at most StopTimeout when ctx has
+// no deadline: OPA's plugin only flushes under a deadline.
 func (f *Fleet) Stop(ctx context.Context) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, StopTimeout)
+		defer cancel()
+	}
 	f.manager.Stop(ctx)
 	unregisterFleet(f)
 }
@@ -192,7 +203,9 @@ func (f *Fleet) activate(opts *bundle.ActivateOpts) error {
 	}
 	opts.ExtraModules = extra
 	if err := (&bundle.DefaultActivator{}).Activate(opts); err != nil {
-		return err
+		// OPA refused to compile the bundle: the policy in force stays, and
+		// the failure counts as a refused reload like any other.
+		return f.reloader.refuseBundle(opts.Bundles, err)
 	}
 	for name, b := range opts.Bundles {
 		files, err := bundleFiles(opts, b)
@@ -206,6 +219,30 @@ func (f *Fleet) activate(opts *bundle.ActivateOpts) error {
 		f.log.Info("bundle activated", "bundle", name, "bundle_revision", b.Manifest.Revision, "policy_revision", res.Revision.ID)
 	}
 	return nil
+}
+
+// refuseBundle records bundles that OPA itself refused to activate (they
+// do not compile) as a failed reload: logged, counted and observed like a
+// revision that fails its tests.
+func (r *Reloader) refuseBundle(bundles map[string]*bundle.Bundle, err error) error {
+	names := slices.Sorted(maps.Keys(bundles))
+	var revs []string
+	for _, name := range names {
+		revs = append(revs, fmt.Sprintf("%s (revision %q)", name, bundles[name].Manifest.Revision))
+	}
+	err = fmt.Errorf("sockproxy refused bundle %s; the previous policy stays in force: %w", strings.Join(revs, ", "), err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := ReloadResult{Cause: "bundle " + strings.Join(names, ","), Revision: r.engine.Revision(), Err: err, At: time.Now()}
+	r.attempts.Add(1)
+	r.failures.Add(1)
+	r.log.Error("policy reload refused; the previous revision stays in force", "cause", res.Cause,
+		"revision", revisionID(res.Revision), "error", err.Error())
+	r.last.Store(&res)
+	if r.observe != nil {
+		r.observe(res)
+	}
+	return err
 }
 
 // bundleFiles reads a bundle's modules and, from the store it was just
@@ -325,13 +362,23 @@ func (f *Fleet) LogDecision(ctx context.Context, ev *proxy.AuditEvent) error {
 		Results:    &result,
 		Custom:     map[string]any{"policy_revision": ev.Decision.Revision, "mode": ev.Mode},
 	}
-	if in, err := json.Marshal(in); err == nil {
-		var v any
-		if json.Unmarshal(in, &v) == nil {
-			*info.Input = v // plain JSON values: OPA's masking works on them
-		}
-	}
+	// Plain JSON values: OPA's masking and drop rules work on them.
+	in, result = plainJSON(in), plainJSON(result)
 	return p.Log(ctx, info)
+}
+
+// plainJSON is v as encoding/json decodes it (maps, slices, strings,
+// float64s), or v when it does not encode.
+func plainJSON(v any) any {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if json.Unmarshal(raw, &out) != nil {
+		return v
+	}
+	return out
 }
 
 // decisionName is the decision as the audit log names it.
