@@ -45,7 +45,8 @@ start_dockerd() {
 	mkdir -p "$STATE"
 	log "starting dockerd on $SOCK (log: $LOG)"
 	# setsid: the daemon must outlive the test process that asked for it.
-	setsid dockerd --host "unix://$SOCK" >"$LOG" 2>&1 < /dev/null &
+	# 9>&-: it must not inherit the lock, or every later call waits forever.
+	setsid dockerd --host "unix://$SOCK" >"$LOG" 2>&1 < /dev/null 9>&- &
 	echo $! >"$PIDFILE"
 	for _ in $(seq 1 120); do
 		docker_ok && { log "dockerd is up"; return 0; }
