@@ -127,8 +127,8 @@ func (s *fleetServer) event(match func(map[string]any) bool) (map[string]any, []
 
 // serveForTest starts serve with the configuration text (listen path and
 // upstream added) and returns a client of its socket; the server stops at
-// the end of the test.
-func serveForTest(t *testing.T, dir, cfgText string) *http.Client {
+// the end of the test. Its log goes to logs (nil: discarded).
+func serveForTest(t *testing.T, dir, cfgText string, logs io.Writer) *http.Client {
 	t.Helper()
 	upstream := dockertest.Require(t)
 	sock := filepath.Join(dir, "docker.sock")
@@ -141,11 +141,14 @@ func serveForTest(t *testing.T, dir, cfgText string) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if logs == nil {
+		logs = io.Discard
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stdoutR, stdoutW := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, s, slog.New(slog.NewTextHandler(io.Discard, nil)), stdoutW)
+		done <- serve(ctx, s, slog.New(slog.NewTextHandler(logs, nil)), stdoutW)
 		stdoutW.Close()
 	}()
 	t.Cleanup(func() {
@@ -226,7 +229,7 @@ func TestServeFleetBundleAndDecisionLogs(t *testing.T) {
     reporting: {min_delay_seconds: 1, max_delay_seconds: 1}
   labels:
     site: test
-`, srv.URL))
+`, srv.URL), nil)
 
 	// The first download is asynchronous: wait for revision r1 to refuse.
 	pollUntil(t, "bundle r1 refuses volume.list", func() bool {
