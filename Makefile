@@ -15,9 +15,13 @@ run: build
 
 # sockproxy against the direct socket, interleaved (docs/performance.md);
 # needs dockerd and the test images.
+# The default library with a hardened configuration (internal/bench/testdata/hardened.yaml):
+# every request is judged by Rego and audited, as in production.
 bench: build
 	bash scripts/testenv.sh up
-	./bin/sockproxy bench --spawn 'serve --allow-all --listen {sock} --log-level warn' $(BENCHFLAGS)
+	mkdir -p /tmp/sockproxy-bench/workspace /tmp/sockproxy-bench/data
+	rm -f /tmp/sockproxy-bench/audit.jsonl
+	./bin/sockproxy bench --bind-root /tmp/sockproxy-bench --spawn 'serve --config internal/bench/testdata/hardened.yaml --listen {sock} --log-level warn' $(BENCHFLAGS)
 
 lint:
 	test -z "$$(gofmt -l .)" && go vet ./... && staticcheck ./...

@@ -263,7 +263,9 @@ func (b *bencher) measureExec(ctx context.Context) []Metric {
 }
 
 func (b *bencher) execRoundTrip(ctx context.Context, s *side, size int64) (startLatency, transfer time.Duration, err error) {
-	body := []byte(`{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Cmd":["cat"]}`)
+	// As the sandbox user, like an agent runtime: the hardened library
+	// refuses execs as root (the fixture runs as root).
+	body := []byte(`{"AttachStdin":true,"AttachStdout":true,"AttachStderr":true,"Tty":false,"User":"1000:1000","Cmd":["cat"]}`)
 	out, _, err := s.do(ctx, http.MethodPost, s.api+"/containers/"+b.idle+"/exec", body)
 	if err != nil {
 		return 0, 0, err
