@@ -103,6 +103,19 @@ deny contains msg if {
 	msg := sprintf("archive put into container %s is not allowed: it does not run with no-new-privileges, so files written into it (setuid binaries) could make an exec root; create it with SecurityOpt no-new-privileges", [input.vars.name])
 }
 
+# An archive is written as root with the owners and modes it carries:
+# setuid root binaries and device nodes land as such. In a writable host
+# bind, host users can run or open them, whatever the container's
+# no-new-privileges or device cgroup. Judged by the container, not by the
+# path: a symlink inside the container can lead any path into the bind.
+deny contains msg if {
+	input.operation == "container.archive.put"
+	some m in input.target.mounts
+	m.type == "bind"
+	not m.read_only
+	msg := sprintf("archive put into container %s is not allowed: host path %s is mounted writable at %s, and an archive is written there as root with the owners and modes it carries (setuid binaries, device nodes) for host users to run or open; write the files on the host instead", [input.vars.name, m.source, m.destination])
+}
+
 # --- container.commit: the image's config (body) and Dockerfile changes
 
 deny contains msg if {

@@ -89,6 +89,13 @@ test_archive_put_needs_no_new_privileges if {
 	count(sockproxy.deny) == 0 with input as put({"kind": "container"}) with data.sockproxy.config.require_non_root as false
 }
 
+test_archive_put_refused_into_writable_host_binds if {
+	bind := {"type": "bind", "source": "/home/alice/projects", "destination": "/workspace", "read_only": false}
+	sockproxy.deny == {"archive put into container sandbox is not allowed: host path /home/alice/projects is mounted writable at /workspace, and an archive is written there as root with the owners and modes it carries (setuid binaries, device nodes) for host users to run or open; write the files on the host instead"} with input as put({"kind": "container", "no_new_privileges": true, "mounts": [bind]})
+	count(sockproxy.deny) == 0 with input as put({"kind": "container", "no_new_privileges": true, "mounts": [object.union(bind, {"read_only": true})]})
+	count(sockproxy.deny) == 0 with input as put({"kind": "container", "no_new_privileges": true, "mounts": [{"type": "volume", "name": "v", "source": "/var/lib/docker/volumes/v/_data", "destination": "/v", "read_only": false}]})
+}
+
 test_archive_get_and_export_allowed if {
 	count(sockproxy.deny) == 0 with input as req("container.archive.get", {"method": "GET"})
 	count(sockproxy.deny) == 0 with input as req("container.export", {"method": "GET"})
