@@ -163,6 +163,12 @@ func readAudit(t *testing.T, path string) []audit.Record {
 	if err != nil {
 		t.Fatalf("read the audit log: %v", err)
 	}
+	return parseAudit(t, b)
+}
+
+// parseAudit decodes audit log lines.
+func parseAudit(t *testing.T, b []byte) []audit.Record {
+	t.Helper()
 	var recs []audit.Record
 	for i, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
 		if len(line) == 0 {
