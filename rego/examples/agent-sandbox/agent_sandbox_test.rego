@@ -20,7 +20,7 @@ request(op, method) := {
 user(value, uid, gid) := {"raw": value, "source": "request", "value": value, "uid": uid, "gid": gid, "root": uid == 0, "resolved": true}
 
 # The image's default user, looked up on the daemon when User is empty.
-image_root := {"raw": "", "source": "image", "value": "", "uid": 0, "gid": -1, "root": true, "resolved": true}
+image_root := {"raw": "", "source": "image", "value": "", "uid": 0, "gid": 0, "root": true, "resolved": true}
 
 bind(host, real, target, ro) := {
 	"origin": "binds", "type": "bind", "source": host, "target": target,
