@@ -27,3 +27,12 @@ echo "== staticcheck"
 
 echo "== go test"
 go test -race -count=1 -timeout 20m "$@" ./...
+
+# Each fuzz target also runs as a test over its seed corpus above; here the
+# ones guarding the trust boundary get a short bound of new inputs
+# (FUZZTIME=10m for a real campaign). A finding lands in testdata/fuzz.
+echo "== fuzz (${FUZZTIME:=5s} each)"
+for target in FuzzDecodeCreate:./policy/input FuzzParseBind:./policy/input \
+	FuzzClassify:./proxy/route FuzzServeRequest:./proxy; do
+	go test -run '^$' -fuzz "^${target%%:*}\$" -fuzztime "$FUZZTIME" "${target#*:}"
+done
