@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -617,6 +618,170 @@ func TestOperationsThroughProxy(t *testing.T) {
 		}
 	})
 
+}
+
+// Where the settings open an operation (commit, tag, build, import, load,
+// bind volumes), its allowed form works and the library still refuses
+// what they do not open, leaving the daemon as it was.
+func TestOperationsConfiguredThroughProxy(t *testing.T) {
+	sock := dockertest.Require(t)
+	api := docker{t: t, c: dockertest.Client(sock)}
+	prefix := uniqueName(t)
+	volRoot := t.TempDir()
+	opened := startPolicyProxy(t, map[string]any{
+		"operations": map[string]any{"container.commit": "judge", "image.tag": "judge", "image.build": "judge", "image.load": "allow"},
+		// Sandbox images by name, and sandbox tags of any image.
+		"writable_images":            []any{prefix + "-*", "*:" + prefix + "-*"},
+		"allow_image_import":         true,
+		"allowed_local_volume_kinds": []any{"tmpfs", "bind"},
+		"mount_roots":                []any{map[string]any{"path": volRoot, "modes": []any{"ro", "rw"}}},
+	})
+	px := opened
+	writable := "writable_images are " + prefix + "-*, *:" + prefix + "-*"
+	removeImage := func(ref string) { t.Cleanup(func() { api.do("DELETE", "/images/"+ref, nil, 0) }) }
+
+	// victim stands for a reference other rules trust (the images
+	// containers may be created from): no refused request may re-point it.
+	victim := "sp-test-victim-" + strings.TrimPrefix(prefix, "sp-test-policy-")
+	api.do("POST", "/images/"+dockertest.NonRootImage+"/tag?repo="+victim+"&tag=latest", nil, http.StatusCreated)
+	removeImage(victim + ":latest")
+	victimID := imageID(api, victim+":latest")
+	untouched := func(refs ...string) func(t *testing.T) {
+		return func(t *testing.T) {
+			api.t = t
+			if id := imageID(api, victim+":latest"); id != victimID {
+				t.Fatalf("%s:latest now points at %s, was %s", victim, id, victimID)
+			}
+			for _, ref := range refs {
+				absent(t, api, "/images/"+ref+"/json")
+			}
+		}
+	}
+	userCtr := runContainer(t, api, prefix+"-user", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"]}`, true)
+	q := url.QueryEscape
+
+	t.Run("image.tag", func(t *testing.T) {
+		px.t, api.t = t, t
+		path := "/images/" + dockertest.Image + "/tag?"
+		expectRefused(t, px, "image.tag", []refusal{
+			{name: "re-point a trusted reference", method: "POST", path: path + "repo=" + victim + "&tag=latest",
+				want: []string{"image.tag would write the image reference " + victim + ":latest: " + writable}},
+			{name: "tag in repo replaced by the tag parameter", method: "POST", path: path + "repo=" + q(victim+":"+prefix+"-x") + "&tag=latest",
+				want: []string{"image.tag would write the image reference " + victim + ":latest: " + writable}},
+			{name: "no repo", method: "POST", path: path + "tag=latest",
+				want: []string{"image.tag without repo: refused"}},
+		}, untouched())
+		px.t, api.t = t, t
+		for _, ref := range []string{prefix + "-tagged:v1", victim + ":" + prefix + "-v1"} {
+			repo, tag, _ := strings.Cut(ref, ":")
+			px.do("POST", path+"repo="+repo+"&tag="+tag, nil, http.StatusCreated)
+			removeImage(ref)
+			if imageID(api, ref) != imageID(api, dockertest.Image) {
+				t.Fatalf("%s does not point at %s", ref, dockertest.Image)
+			}
+		}
+	})
+
+	t.Run("container.commit", func(t *testing.T) {
+		px.t, api.t = t, t
+		path := "/commit?container=" + userCtr + "&repo="
+		ref := prefix + "-commit"
+		expectRefused(t, px, "container.commit", []refusal{
+			{name: "re-point a trusted reference", method: "POST", path: path + victim + "&tag=latest",
+				want: []string{"container.commit would write the image reference " + victim + ":latest: " + writable}},
+			{name: "root user in the config", method: "POST", path: path + ref, body: `{"User": "0"}`,
+				want: []string{"commit with User 0 (uid 0) not allowed: the image's containers would run as root"}},
+			{name: "USER root change", method: "POST", path: path + ref + "&changes=" + q("USER root"),
+				want: []string{`commit change "USER root" makes the image's user root: not allowed`}},
+			{name: "instruction not allowed", method: "POST", path: path + ref + "&changes=" + q("ONBUILD RUN id"),
+				want: []string{`commit change "ONBUILD RUN id" is not allowed: allowed_commit_changes are CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, STOPSIGNAL`}},
+		}, untouched(ref+":latest"))
+		px.t, api.t = t, t
+		px.do("POST", path+ref+"&tag=v1&changes="+q("ENV SP_TEST=1"), []byte(`{"User": "1000:1000"}`), http.StatusCreated)
+		removeImage(ref + ":v1")
+		var img struct{ Config struct{ User string } }
+		inspect(api, "/images/"+ref+":v1/json", &img)
+		if img.Config.User != "1000:1000" {
+			t.Fatalf("committed image's user %q", img.Config.User)
+		}
+	})
+
+	t.Run("image.load allowed", func(t *testing.T) {
+		px.t, api.t = t, t
+		ref := prefix + "-loaded:latest"
+		px.do("POST", "/images/load?quiet=1", savedAs(t, api, dockertest.NonRootImage, ref), http.StatusOK)
+		removeImage(ref)
+		if imageID(api, ref) != imageID(api, dockertest.NonRootImage) {
+			t.Fatalf("%s is not the loaded image", ref)
+		}
+	})
+
+	t.Run("image import", func(t *testing.T) {
+		px.t, api.t = t, t
+		rootfs := string(tarOf(t, map[string]string{"hello": "imported through the proxy\n"}))
+		ref := prefix + "-imported"
+		expectRefused(t, px, "image.create", []refusal{
+			{name: "re-point a trusted reference", method: "POST", path: "/images/create?fromSrc=-&repo=" + victim, contentType: "application/x-tar", body: rootfs,
+				want: []string{"image import would write " + victim + ":latest: " + writable}},
+			{name: "from a URL", method: "POST", path: "/images/create?fromSrc=" + q("http://127.0.0.1:9/x.tar") + "&repo=" + ref,
+				want: []string{"image import from a URL (fromSrc=http://127.0.0.1:9/x.tar) is not allowed: the daemon would fetch it"}},
+		}, untouched(ref+":latest"))
+		px.t, api.t = t, t
+		px.do("POST", "/images/create?fromSrc=-&repo="+ref+"&tag=v1", []byte(rootfs), http.StatusOK)
+		removeImage(ref + ":v1")
+		imageID(api, ref+":v1")
+	})
+
+	t.Run("image.build", func(t *testing.T) {
+		px.t, api.t = t, t
+		ctx := string(buildContext(t))
+		ref := prefix + "-built"
+		refuse := func(name, query string, want ...string) refusal {
+			return refusal{name: name, method: "POST", path: "/build?" + query, contentType: "application/x-tar", body: ctx, want: want}
+		}
+		cases := []refusal{
+			refuse("host network", "t="+ref+"&networkmode=host", "build networkmode host is not allowed: build.network_modes are , default, bridge, none"),
+			refuse("another container's network", "t="+ref+"&networkmode="+q("container:"+userCtr), "build networkmode container:"+userCtr+" is not allowed"),
+			refuse("remote context", "t="+ref+"&remote="+q("https://127.0.0.1:9/ctx.git"), "build from a remote context (remote=https://127.0.0.1:9/ctx.git) is not allowed: the daemon would fetch it"),
+			refuse("re-point a trusted reference", "t="+ref+"&t="+victim, "build would write the image reference "+victim+":latest: "+writable),
+			refuse("BuildKit", "t="+ref+"&version=2", "BuildKit builds (version=2) are not allowed"),
+			refuse("cgroup parent", "t="+ref+"&cgroupparent="+q("/"), "build cgroupparent / is not allowed"),
+			{name: "form body over the query", method: "POST", path: "/build?t=" + ref + "&networkmode=default", contentType: "application/x-www-form-urlencoded", body: "networkmode=host",
+				want: []string{"image.build with a form-encoded body (Content-Type: application/x-www-form-urlencoded): its parameters would override the query the policy judged"}},
+		}
+		expectRefused(t, px, "image.build", cases, untouched(ref+":latest"))
+		px.t, api.t = t, t
+		out := px.do("POST", "/build?t="+ref+":v1&networkmode=default", []byte(ctx), http.StatusOK)
+		removeImage(ref + ":v1")
+		if bytes.Contains(out, []byte("errorDetail")) {
+			t.Fatalf("build failed: %s", out)
+		}
+		imageID(api, ref+":v1")
+	})
+
+	t.Run("volume.create binds under mount_roots", func(t *testing.T) {
+		px.t, api.t = t, t
+		name := prefix + "-vol"
+		bind := func(device string) string {
+			return `{"Name": "` + name + `", "DriverOpts": {"type": "none", "o": "bind", "device": "` + device + `"}}`
+		}
+		expectRefused(t, px, "volume.create", []refusal{
+			{name: "outside the roots", method: "POST", path: "/volumes/create", body: bind("/etc"),
+				want: []string{"volume " + name + ": host path /etc is not under an allowed root"}},
+			{name: "out of a root by ..", method: "POST", path: "/volumes/create", body: bind(volRoot + "/../../../../../../etc"),
+				want: []string{"volume " + name + ": host path /etc is not under an allowed root"}},
+			{name: "device still refused", method: "POST", path: "/volumes/create", body: `{"Name": "` + name + `", "DriverOpts": {"type": "ext4", "device": "/dev/sda1"}}`,
+				want: []string{"mounts a host device: allowed_local_volume_kinds are tmpfs, bind"}},
+		}, func(t *testing.T) { absent(t, api, "/volumes/"+name) })
+		px.t, api.t = t, t
+		px.do("POST", "/volumes/create", []byte(bind(volRoot)), http.StatusCreated)
+		t.Cleanup(func() { api.do("DELETE", "/volumes/"+name, nil, 0) })
+		var v struct{ Options map[string]string }
+		inspect(api, "/volumes/"+name, &v)
+		if v.Options["device"] != volRoot {
+			t.Fatalf("volume options %v", v.Options)
+		}
+	})
 }
 
 // savedAs is the docker save archive of ref with its tags replaced by

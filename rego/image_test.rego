@@ -79,6 +79,23 @@ test_tag_default_tag_is_latest if {
 		with data.sockproxy.config.operations as judge("image.tag")
 }
 
+# dockerd drops a tag (or digest) in repo when the tag parameter is given:
+# repo=busybox:x-sandbox&tag=latest writes busybox:latest.
+test_tag_parameter_replaces_the_tag_in_repo if {
+	req := op("image.tag", {"repo": ["busybox:x-sandbox"], "tag": ["latest"]})
+	sockproxy.deny == {"image.tag would write the image reference busybox:latest: writable_images are *:*-sandbox"} with input as req
+		with data.sockproxy.config.operations as judge("image.tag")
+		with data.sockproxy.config.writable_images as ["*:*-sandbox"]
+	count(sockproxy.deny) == 0 with input as op("image.tag", {"repo": ["busybox:latest"], "tag": ["x-sandbox"]})
+		with data.sockproxy.config.operations as judge("image.tag")
+		with data.sockproxy.config.writable_images as ["*:*-sandbox"]
+	sockproxy.deny == {"image import would write localhost:5000/a/b:latest: writable_images are none"} with input as pull({"fromSrc": ["-"], "repo": ["localhost:5000/a/b@sha256:abc"], "tag": ["latest"]})
+		with data.sockproxy.config.allow_image_import as true
+	sockproxy.deny == {"image push of registry.local:5000/app:v2 is not allowed: pushable_images are registry.local:5000/app:v1"} with input as object.union(op("image.push", {"tag": ["v2"]}), {"vars": {"name": "registry.local:5000/app:v1"}})
+		with data.sockproxy.config.operations as judge("image.push")
+		with data.sockproxy.config.pushable_images as ["registry.local:5000/app:v1"]
+}
+
 test_push_judged_against_pushable_images if {
 	req := object.union(op("image.push", {"tag": ["v1"]}), {"vars": {"name": "registry.local/team/app"}})
 	sockproxy.deny == {"image push of registry.local/team/app:v1 is not allowed: pushable_images are none"} with input as req

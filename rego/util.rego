@@ -67,12 +67,23 @@ root_user(s) if {
 }
 
 # image_ref(repo, tag) is the reference dockerd writes for repo and tag
-# query parameters: the tag defaults to latest unless repo carries one.
+# query parameters: the tag defaults to latest unless repo carries one; a
+# tag parameter replaces any tag or digest repo carries (reference.WithTag).
 image_ref(repo, "") := repo if has_tag(repo)
 
 else := concat("", [repo, ":latest"])
 
-image_ref(repo, tag) := concat("", [repo, ":", tag]) if tag != ""
+image_ref(repo, tag) := concat("", [repo_name(repo), ":", tag]) if tag != ""
+
+# repo_name(repo) is repo without its tag and digest. A colon in the last
+# path segment starts the tag; one in the first is a registry's port.
+repo_name(repo) := name if {
+	no_digest := split(repo, "@")[0]
+	parts := split(no_digest, "/")
+	last := parts[count(parts) - 1]
+	base := split(last, ":")[0]
+	name := concat("/", array.concat(array.slice(parts, 0, count(parts) - 1), [base]))
+}
 
 has_tag(repo) if contains(repo, "@")
 
