@@ -12,6 +12,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/sockproxy/sockproxy/policy/input"
+	"github.com/sockproxy/sockproxy/proxy"
 )
 
 // benchLatency runs op b.N times and reports the median and 99th
@@ -169,4 +170,30 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkEvaluatePing is a body-less allowed operation as the proxy sees
+// it many times a second: remembered after the first evaluation (memo) or
+// evaluated every time (nomemo).
+func BenchmarkEvaluatePing(b *testing.B) {
+	for _, memo := range []bool{true, false} {
+		name := "memo"
+		if !memo {
+			name = "nomemo"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := newEngine(b, Options{Data: openHandsRoots})
+			rev := e.Revision()
+			if !memo {
+				rev.memo = nil
+			}
+			ctx := context.Background()
+			in := &input.Input{Operation: "system.ping", Method: "GET", Path: "/_ping", Caller: proxy.Caller{Known: true, UID: 1000, GID: 1000, PID: 4242}}
+			benchLatency(b, func() {
+				if res := rev.Evaluate(ctx, in, nil, time.Second); !res.Allow {
+					b.Fatal(res.Reasons())
+				}
+			})
+		})
+	}
 }

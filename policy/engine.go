@@ -157,6 +157,15 @@ func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, t
 		res.Failure = fmt.Sprintf("policy input could not be built (%v): refused", err)
 		return res
 	}
+	memo := r.memo
+	if in.Body != nil {
+		memo = nil
+	}
+	if memo != nil {
+		if cached, ok := memo.get(val); ok {
+			return cached
+		}
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -185,6 +194,9 @@ func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, t
 	}
 	res.Deny, res.Warn = deny, warn
 	res.Allow = len(deny) == 0
+	if memo != nil {
+		memo.put(val, res)
+	}
 	return res
 }
 

@@ -65,6 +65,9 @@ type Revision struct {
 
 	query    rego.PreparedEvalQuery
 	bodyWant pathTrie
+	// memo remembers results of body-less inputs; nil when a module calls
+	// a nondeterministic builtin.
+	memo *decisionMemo
 }
 
 // Compile loads the built-in library and the user's modules and data,
@@ -182,7 +185,12 @@ func Compile(ctx context.Context, src Source) (*Revision, error) {
 	if paths != nil {
 		want = newPathTrie(paths)
 	}
+	var memo *decisionMemo
+	if deterministic(modules) {
+		memo = newDecisionMemo()
+	}
 	return &Revision{
+		memo:      memo,
 		BodyPaths: paths,
 		bodyWant:  want,
 		ID:        hash[:12],
