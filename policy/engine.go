@@ -52,6 +52,7 @@ type Engine struct {
 	// changes it while requests are served.
 	timeout atomic.Int64
 	build   Builder
+	daemon  input.Daemon // owner lookups of event filters
 	source  Source
 	log     *slog.Logger
 	rev     atomic.Pointer[Revision]
@@ -68,6 +69,7 @@ func NewEngine(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		build:  opts.Build,
+		daemon: opts.Input.Daemon,
 		source: Source{Dirs: opts.Dirs, Data: opts.Data},
 		log:    opts.Logger,
 	}
@@ -126,6 +128,9 @@ type Result struct {
 	Deny []string
 	// Warn are the warning messages, sorted: logged and audited, not refused.
 	Warn []string
+	// Filter is data.sockproxy.filter when the policy filters the answer
+	// (lists and events under ownership), else nil.
+	Filter *FilterSpec
 	// Failure explains an evaluation that did not produce a verdict
 	// (error, timeout, undefined result); Allow is false then.
 	Failure string
@@ -192,7 +197,12 @@ func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, t
 		res.Failure = fmt.Sprintf("policy result is malformed (%v): refused (fail closed)", errors.Join(derr, werr))
 		return res
 	}
-	res.Deny, res.Warn = deny, warn
+	filter, ferr := filterSpec(rs[0].Bindings["filter"])
+	if ferr != nil {
+		res.Failure = fmt.Sprintf("policy result is malformed (%v): refused (fail closed)", ferr)
+		return res
+	}
+	res.Deny, res.Warn, res.Filter = deny, warn, filter
 	res.Allow = len(deny) == 0
 	if memo != nil {
 		memo.put(val, res)
@@ -244,6 +254,9 @@ func Message(reasons []string) string {
 // verdict; Body is the canonical body to forward.
 func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision {
 	rev := e.rev.Load()
+	if ownershipOn(rev.Library) {
+		ctx = input.WithOwnerLabels(ctx)
+	}
 	in, body, err := e.build(ctx, req)
 	if err != nil {
 		return proxy.Decision{
@@ -268,6 +281,14 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 	case !res.Allow:
 		d.Status = http.StatusForbidden
 		d.Reasons = res.Deny
+	case res.Filter != nil:
+		flt, err := e.responseFilter(in.Operation, res.Filter)
+		if err != nil {
+			d.Allow, d.Status, d.Reasons = false, http.StatusInternalServerError, []string{err.Error()}
+			break
+		}
+		d.Filter = flt
+		d.Facts["filter"] = fmt.Sprintf("%s in %v (unowned kept: %v)", res.Filter.Label, res.Filter.Values, res.Filter.IncludeUnowned)
 	}
 	if len(res.Warn) > 0 {
 		e.log.Warn("policy warning", "request", req.ID, "operation", in.Operation, "warnings", res.Warn)

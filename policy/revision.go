@@ -23,8 +23,9 @@ import (
 )
 
 // Query is what every decision evaluates: the deny and warn sets of
-// package sockproxy (built-in library and user modules together).
-const Query = "deny = data.sockproxy.deny; warn = data.sockproxy.warn"
+// package sockproxy (built-in library and user modules together), and its
+// response filter as a list of none or one.
+const Query = "deny = data.sockproxy.deny; warn = data.sockproxy.warn; filter = [f | f := data.sockproxy.filter]"
 
 // Source is what a policy revision is compiled from.
 type Source struct {

@@ -71,6 +71,9 @@ type Decision struct {
 	// Body, when non-nil, replaces the request body that is forwarded: a
 	// decider that canonicalizes the body forwards exactly what it judged.
 	Body []byte
+	// Filter, when non-nil, rewrites dockerd's answer to an allowed request
+	// before the client sees it (see ResponseFilter).
+	Filter *ResponseFilter
 	// Facts are key facts of the decision for the audit record.
 	Facts map[string]any
 	// Revision identifies the policy that decided.

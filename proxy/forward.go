@@ -85,8 +85,13 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 	}
 
 	closeAfter := r.Close || framing == untilEOF || p.shutting.Load() || (sender != nil && !sender.finished())
-	writeResponseHead(cc.bw, r, res, framing, closeAfter)
-	reusable, err := relayBody(cc.conn, cc.bw, up, framing, res.ContentLength, waitsLong(op))
+	var reusable bool
+	if flt := p.responseFilter(x, res, framing); flt != nil {
+		reusable, closeAfter, err = p.relayFiltered(cc, r, x, up, res, framing, closeAfter, flt)
+	} else {
+		writeResponseHead(cc.bw, r, res, framing, closeAfter)
+		reusable, err = relayBody(cc.conn, cc.bw, up, framing, res.ContentLength, waitsLong(op))
+	}
 	stopWatch() // before up can serve anyone else
 	if sender != nil && !sender.finished() {
 		// dockerd answered without reading the whole body: the connection

@@ -41,6 +41,21 @@ type Options struct {
 	OwnerLabels bool
 }
 
+type ownerLabelsKey struct{}
+
+// WithOwnerLabels returns ctx asking Build to write owner labels as
+// Options.OwnerLabels does: the policy engine sets it per request while the
+// policy in force enables ownership, so that a reload turns labels on or
+// off whatever Builder it uses.
+func WithOwnerLabels(ctx context.Context) context.Context {
+	return context.WithValue(ctx, ownerLabelsKey{}, true)
+}
+
+func ownerLabelsFrom(ctx context.Context) bool {
+	on, _ := ctx.Value(ownerLabelsKey{}).(bool)
+	return on
+}
+
 func (o Options) defaultVersion() string {
 	if o.DefaultAPIVersion == "" {
 		return DefaultAPIVersion
@@ -166,7 +181,7 @@ func Build(ctx context.Context, req *proxy.Request, opts Options) (*Input, []byt
 	if err != nil {
 		return nil, nil, err
 	}
-	if opts.OwnerLabels {
+	if opts.OwnerLabels || ownerLabelsFrom(ctx) {
 		injectOwner(op.Name, typed, in)
 	}
 	canon, err := canonicalJSON(typed)
