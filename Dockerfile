@@ -9,7 +9,7 @@
 # registry is reachable (the e2e tests use it). Its stage comes first because
 # the legacy builder (DOCKER_BUILDKIT=0, docker-compose 1.x) builds every
 # stage before its target: with that builder the release target needs
-# bin/sockproxy too (make build), though it compiles its own. BuildKit builds
+# bin/sockproxy too, though it compiles its own. BuildKit builds
 # only what the target needs.
 #
 # Run (see docs/deploy.md): the container needs dockerd's socket and the
