@@ -36,7 +36,7 @@ type Config struct {
 	// OPA is an OPA configuration (services, bundles, decision_logs, keys,
 	// status, labels), as OPA's own config file has it: policy and data
 	// from bundle servers, decisions to a remote decision log. Passed to
-	// OPA's plugins as is; docs/operations.md.
+	// OPA's plugins as is; docs/fleet.md.
 	OPA map[string]any `yaml:"opa"`
 	// ShutdownTimeout is how long in-flight requests and streams may go on
 	// after SIGTERM/SIGINT before they are cut.
@@ -386,6 +386,9 @@ func (c *Config) resolvePaths(base string) {
 	c.Upstream.TLS.CA = abs(c.Upstream.TLS.CA)
 	c.Upstream.TLS.Cert = abs(c.Upstream.TLS.Cert)
 	c.Upstream.TLS.Key = abs(c.Upstream.TLS.Key)
+	if dir, ok := c.OPA["persistence_directory"].(string); ok {
+		c.OPA["persistence_directory"] = abs(dir)
+	}
 }
 
 // checkLocalAddress accepts an absolute socket path or host:port on a
