@@ -693,6 +693,12 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 				want: []string{"commit with User 0 (uid 0) not allowed: the image's containers would run as root"}},
 			{name: "USER root change", method: "POST", path: path + ref + "&changes=" + q("USER root"),
 				want: []string{`commit change "USER root" makes the image's user root: not allowed`}},
+			{name: "USER root on a second line", method: "POST", path: path + ref + "&changes=" + q("ENV A=1\nUSER root"),
+				want: []string{`commit change "ENV A=1\nUSER root" holds a line break: dockerd reads every line as an instruction`}},
+			{name: "quoted root user", method: "POST", path: path + ref + "&changes=" + q(`USER "root"`),
+				want: []string{`commit change "USER \"root\"": the user is not a plain name or uid[:gid]`}},
+			{name: "root user from a variable", method: "POST", path: path + ref + "&changes=" + q("ENV X=0") + "&changes=" + q("USER $X"),
+				want: []string{`commit change "USER $X": the user is not a plain name or uid[:gid]`}},
 			{name: "instruction not allowed", method: "POST", path: path + ref + "&changes=" + q("ONBUILD RUN id"),
 				want: []string{`commit change "ONBUILD RUN id" is not allowed: allowed_commit_changes are CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, STOPSIGNAL`}},
 		}, untouched(ref+":latest"))

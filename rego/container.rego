@@ -147,6 +147,29 @@ deny contains msg if {
 	msg := sprintf("commit change %q makes the image's user root: not allowed", [line])
 }
 
+# dockerd joins the changes with line breaks and reads them as one
+# Dockerfile (a trailing backslash continues a line): a change holding a
+# line break carries instructions its first word does not name.
+deny contains msg if {
+	input.operation == "container.commit"
+	some line in changes
+	regex.match(`[\r\n]`, line)
+	msg := sprintf("commit change %q holds a line break: dockerd reads every line as an instruction; send one instruction per change", [line])
+}
+
+# dockerd expands quotes, backslash escapes and variables (of the
+# container's environment and earlier ENV changes) in USER: `USER "root"`,
+# `USER ro\ot` and `USER $X` with X=0 are root. Only a plain user[:group]
+# can be judged.
+deny contains msg if {
+	input.operation == "container.commit"
+	some line in changes
+	instr := instruction(line)
+	instr.name == "USER"
+	not regex.match(`^[A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$`, instr.arg)
+	msg := sprintf("commit change %q: the user is not a plain name or uid[:gid] (dockerd would expand quotes, escapes and variables in it): not allowed", [line])
+}
+
 instruction(line) := {"name": upper(parts[0]), "arg": trim_space(substring(t, count(parts[0]), -1))} if {
 	t := trim_space(line)
 	parts := regex.split(`\s+`, t)

@@ -119,3 +119,26 @@ test_commit_judged if {
 	sockproxy.deny == {`commit change "ONBUILD RUN id" is not allowed: allowed_commit_changes are CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR, STOPSIGNAL`} with input as commit("", ["ONBUILD RUN id"])
 		with data.sockproxy.config.operations as ops
 }
+
+# dockerd reads the changes as one Dockerfile: line breaks, quotes,
+# escapes and variables in USER reach root past a plain-text check.
+test_commit_user_change_as_dockerd_reads_it if {
+	ops := {"container.commit": "judge"}
+	sockproxy.deny == {"commit change \"ENV A=1\\nUSER root\" holds a line break: dockerd reads every line as an instruction; send one instruction per change"} with input as commit("", ["ENV A=1\nUSER root"])
+		with data.sockproxy.config.operations as ops
+	sockproxy.deny == {
+		"commit change \"USER r\\\\\\noot\" holds a line break: dockerd reads every line as an instruction; send one instruction per change",
+		"commit change \"USER r\\\\\\noot\": the user is not a plain name or uid[:gid] (dockerd would expand quotes, escapes and variables in it): not allowed",
+	} with input as commit("", ["USER r\\\noot"])
+		with data.sockproxy.config.operations as ops
+	every change in ["USER \"root\"", "USER ro\\ot", "USER '0':0", "USER $X", "USER ${X}:0", "user  r''oot"] {
+		sockproxy.deny == {sprintf("commit change %q: the user is not a plain name or uid[:gid] (dockerd would expand quotes, escapes and variables in it): not allowed", [change])} with input as commit("", ["ENV X=0", change])
+			with data.sockproxy.config.operations as ops
+	}
+}
+
+test_commit_plain_user_change_allowed if {
+	ops := {"container.commit": "judge"}
+	count(sockproxy.deny) == 0 with input as commit("", ["USER 1000:1000", "user sandbox", "USER app_1.x:staff-2"])
+		with data.sockproxy.config.operations as ops
+}
