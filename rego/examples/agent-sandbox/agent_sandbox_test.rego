@@ -1,7 +1,7 @@
 # Tests of the agent-sandbox example: the calls an OpenHands-style runtime
-# makes over one sandbox's life (docs/../shared notes: version, inspects,
-# pull, list, create, start, connect, logs, delete) are allowed with this
-# directory's data; what the hardened profile forbids is refused.
+# (docker-py) makes over one sandbox's life (version, inspects, pull, list,
+# create, start, network connect after start, logs, delete) are allowed
+# with this directory's data; what the hardened profile forbids is refused.
 #
 # Run: sockproxy policy test rego/examples/agent-sandbox
 package examples.agent_sandbox_test
