@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,5 +171,47 @@ func TestEventFilterLines(t *testing.T) {
 		if got := f.keep(context.Background(), []byte(line)); got != want {
 			t.Errorf("keep(%s) = %v, want %v", line, got, want)
 		}
+	}
+}
+
+// The read-only monitoring example of docs/ownership.md: an ownership
+// admin in its profile, so its lists are whole, and refused every change
+// by its rule; other callers' lists stay filtered.
+func TestMonitoringProfileExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/ownership.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	start := strings.Index(text, "```rego\n# /etc/sockproxy/policy/read_only.rego\n")
+	if start < 0 {
+		t.Fatal("docs/ownership.md: the read_only.rego example is gone")
+	}
+	module := text[start+len("```rego\n"):]
+	module = module[:strings.Index(module, "```")]
+	dir := writeFiles(t, map[string]string{"read_only.rego": module})
+	e := newEngine(t, Options{Dirs: []string{dir}, Data: map[string]any{
+		"ownership": map[string]any{"enabled": true},
+		"profiles": []any{map[string]any{
+			"name": "monitoring", "match": map[string]any{"uids": []any{990}},
+			"config": map[string]any{"ownership": map[string]any{"admin_uids": []any{0, 990}}},
+		}},
+	}})
+	monitor := proxy.Caller{Known: true, UID: 990, GID: 990}
+	alice := proxy.Caller{Known: true, UID: 1000, GID: 1000}
+	decide := func(c proxy.Caller, op, method string) proxy.Decision {
+		return e.Decide(context.Background(), &proxy.Request{ID: "r", Caller: c, Operation: proxy.Operation{Name: op, Method: method}})
+	}
+	if d := decide(monitor, "container.list", "GET"); !d.Allow || d.Filter != nil {
+		t.Errorf("monitor's container.list: allow=%v filter=%v %v", d.Allow, d.Filter != nil, d.Reasons)
+	}
+	if d := decide(monitor, "system.events", "GET"); !d.Allow || d.Filter != nil {
+		t.Errorf("monitor's events: allow=%v filter=%v %v", d.Allow, d.Filter != nil, d.Reasons)
+	}
+	if d := decide(monitor, "container.prune", "POST"); d.Allow || !slices.ContainsFunc(d.Reasons, func(r string) bool { return strings.Contains(r, "read-only monitoring profile") }) {
+		t.Errorf("monitor's container.prune: allow=%v %v", d.Allow, d.Reasons)
+	}
+	if d := decide(alice, "container.list", "GET"); !d.Allow || d.Filter == nil {
+		t.Errorf("alice's container.list: allow=%v filter=%v %v", d.Allow, d.Filter != nil, d.Reasons)
 	}
 }

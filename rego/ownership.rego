@@ -72,8 +72,9 @@ owner_text(o) := sprintf("belongs to uid %d (%s)", [o.owner.uid, o.owner.user]) 
 } else := "has no owner label"
 
 # filter: for list and event operations, what the proxy keeps of the
-# response when ownership is on (see docs/configuration.md): objects whose
-# owner uid label is one of values, and unlabelled ones when
+# response when ownership is on (see docs/ownership.md): objects whose
+# owner uid label is one of values, and those without an owner (no uid
+# label, or one that names no uid) when
 # include_unowned. Undefined (keep everything) for admins and other
 # operations.
 list_operations := {"container.list", "network.list", "volume.list", "system.events"}
