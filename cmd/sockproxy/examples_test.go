@@ -194,3 +194,64 @@ func TestPolicyExamplesCheckFails(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyExampleEvalMatchesTests ties the agent-sandbox tests' hand-made
+// input to the input the proxy builds: the OpenHands runtime's default
+// create (ports on 0.0.0.0, no User, the image's user root), evaluated by
+// `sockproxy policy eval` from its real body, gets the refusals that
+// test_default_openhands_create_refused expects.
+func TestPolicyExampleEvalMatchesTests(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	abs, err := filepath.Abs(filepath.Join(examplesDir, "agent-sandbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := write("sockproxy.yaml", "policy:\n  dirs: ["+abs+"]\n")
+	facts := write("facts.yaml", `images:
+  docker.openhands.dev/openhands/runtime:0.62-nikolaik:
+    id: sha256:5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1e5ab1
+    user: ""
+networks:
+  bridge:
+    id: 495fc7371de9f9c995cacd74976c86618e373fa5ef246b2f6b95d2a0f5b24a71
+    name: bridge
+    driver: bridge
+`)
+	body := write("create.json", `{"ExposedPorts": {"30412/tcp": {}, "44107/tcp": {}},
+ "Env": ["port=30412", "PYTHONUNBUFFERED=1"],
+ "Cmd": ["/openhands/micromamba/bin/micromamba", "run", "-n", "openhands", "python", "-m", "openhands.runtime.action_execution_server", "30412"],
+ "Image": "docker.openhands.dev/openhands/runtime:0.62-nikolaik",
+ "Entrypoint": [], "WorkingDir": "/openhands/code/",
+ "HostConfig": {"NetworkMode": "default",
+   "PortBindings": {"30412/tcp": [{"HostIp": "0.0.0.0", "HostPort": "30412"}],
+                    "44107/tcp": [{"HostIp": "0.0.0.0", "HostPort": "44107"}]},
+   "Mounts": []}}`)
+	code, out, errOut := runPolicyQuiet("eval", "--config", cfg, "--facts", facts, "--no-input",
+		"--caller-uid", "1000", "--caller-gid", "1000", "--method", "POST",
+		"--path", "/v1.41/containers/create?name=openhands-runtime-3b8e0d5c", "--body", body)
+	if code != 1 {
+		t.Fatalf("want refused (exit 1), got %d\n%s%s", code, out, errOut)
+	}
+	// The messages test_default_openhands_create_refused looks for, and
+	// their number.
+	for _, want := range []string{
+		"deny: port 30412/tcp binds 0.0.0.0",
+		"deny: port 44107/tcp binds 0.0.0.0",
+		"deny: user root (uid 0, the image's default) not allowed",
+		"deny: user root (uid 0) is not in allowed_uids: 1000",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("eval output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n  deny: "); n != 5 {
+		t.Errorf("want 5 refusals as the Rego test, got %d:\n%s", n, out)
+	}
+}
