@@ -73,10 +73,9 @@ owner_text(o) := sprintf("belongs to uid %d (%s)", [o.owner.uid, o.owner.user]) 
 
 # filter: for list and event operations, what the proxy keeps of the
 # response when ownership is on (see docs/ownership.md): objects whose
-# owner uid label is one of values, and those without an owner (no uid
-# label, or one that names no uid) when
-# include_unowned. Undefined (keep everything) for admins and other
-# operations.
+# owner uid label is one of values, and with include_unowned those without
+# an owner (no uid label, or one that names no uid). Undefined (keep
+# everything) for admins and other operations.
 list_operations := {"container.list", "network.list", "volume.list", "system.events"}
 
 filter := {
