@@ -93,7 +93,11 @@ func TestComposeSidecar(t *testing.T) {
 	proxyCtr, client := p.name+"_sockproxy_1", p.name+"_client_1"
 	waitListening(t, proxyCtr)
 
-	// The client reaches Docker only through the proxy.
+	// The client reaches Docker only through the proxy: it sees the
+	// proxy's socket in the shared volume, and no other.
+	if _, stderr, err := docker(t, "", "exec", client, "test", "-S", "/run/sockproxy/docker.sock"); err != nil {
+		t.Fatalf("the client does not see sockproxy's socket: %v %s", err, stderr)
+	}
 	if _, _, err := docker(t, "", "exec", client, "test", "-e", "/var/run/docker.sock"); err == nil {
 		t.Errorf("the client container has dockerd's socket")
 	}
