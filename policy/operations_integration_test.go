@@ -69,8 +69,9 @@ func startPolicyProxy(t *testing.T, data map[string]any) docker {
 	return docker{t: t, c: dockertest.Client(ln.Addr().String())}
 }
 
-// send is a request (to /v1.41 unless path names a version) with a content type of the caller's choice (none when
-// empty) and extra header lines ("Key: value"); it returns status and body.
+// send is a request (to /v1.41 unless path names a version) with a
+// content type of the caller's choice (none when empty) and extra header
+// lines ("Key: value"); it returns status and body.
 func (d docker) send(method, path, contentType string, body []byte, header ...string) (int, []byte) {
 	d.t.Helper()
 	var r io.Reader
@@ -286,8 +287,13 @@ func TestOperationsThroughProxy(t *testing.T) {
 				}
 			})
 		}
+		// Created by someone else: the proxy refuses privileged creates.
+		privCtr := runContainer(t, api, prefix+"-priv", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"], "HostConfig": {"Privileged": true}}`, true)
 		api.t = t
-		before := map[string][]string{rootCtr: execIDs(rootCtr), userCtr: execIDs(userCtr)}
+		snapshot := func() map[string][]string {
+			return map[string][]string{rootCtr: execIDs(rootCtr), userCtr: execIDs(userCtr), privCtr: execIDs(privCtr)}
+		}
+		before := snapshot()
 		expectRefused(t, px, "exec.create", []refusal{
 			{name: "container's user is root", method: "POST", path: "/containers/" + rootCtr + "/exec", body: `{"Cmd": ["id"]}`,
 				want: []string{"exec user root (uid 0, the container's user) not allowed: set User to a non-root uid"}},
@@ -297,11 +303,13 @@ func TestOperationsThroughProxy(t *testing.T) {
 				want: []string{"exec user root (uid 0) not allowed"}},
 			{name: "privileged", method: "POST", path: "/containers/" + userCtr + "/exec", body: `{"Cmd": ["id"], "Privileged": true}`,
 				want: []string{"exec privileged is not allowed: it gives the process every capability of the host"}},
+			{name: "non-root exec in a privileged container", method: "POST", path: "/containers/" + privCtr + "/exec", body: `{"Cmd": ["id"], "User": "1000:1000"}`,
+				want: []string{"exec into container " + privCtr + " is not allowed: it runs privileged"}},
 			{name: "container by name prefix of the root container", method: "POST", path: "/containers/" + rootCtr[:12] + "/exec", body: `{"Cmd": ["id"], "User": ""}`,
 				want: []string{"exec user root (uid 0, the container's user) not allowed"}},
 		}, func(t *testing.T) {
 			api.t = t
-			now := map[string][]string{rootCtr: execIDs(rootCtr), userCtr: execIDs(userCtr)}
+			now := snapshot()
 			if !reflect.DeepEqual(now, before) {
 				t.Fatalf("a refused exec.create made an exec instance: exec IDs %v, were %v", now, before)
 			}

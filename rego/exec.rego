@@ -18,3 +18,13 @@ deny contains "exec privileged is not allowed: it gives the process every capabi
 }
 
 deny contains msg if some msg in util.user_deny
+
+# An exec gets the process settings of its container: in a privileged one
+# every capability stays in its bounding set, with the host's devices and
+# no seccomp or AppArmor confinement, a setuid or file-capability binary
+# away from root on the host, whatever the exec's own flags.
+deny contains msg if {
+	input.target.privileged == true
+	not settings.allow_privileged
+	msg := sprintf("exec into container %s is not allowed: it runs privileged, so every process exec'd in it keeps every capability and device of the host within reach", [input.vars.name])
+}

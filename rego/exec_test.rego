@@ -25,6 +25,13 @@ test_exec_privileged_refused if {
 	sockproxy.deny == {"exec privileged is not allowed: it gives the process every capability of the host"} with input as exec(object.union(ok, {"privileged": true}))
 }
 
+test_exec_into_privileged_container_refused if {
+	req := object.union(exec(ok), {"target": {"kind": "container", "id": "abc", "privileged": true}})
+	sockproxy.deny == {"exec into container sandbox is not allowed: it runs privileged, so every process exec'd in it keeps every capability and device of the host within reach"} with input as req
+	count(sockproxy.deny) == 0 with input as req with data.sockproxy.config.allow_privileged as true
+	count(sockproxy.deny) == 0 with input as object.union(exec(ok), {"target": {"kind": "container", "id": "abc", "privileged": false}})
+}
+
 test_exec_unresolved_user_refused if {
 	u := {"raw": "bob", "source": "request", "value": "bob", "uid": -1, "gid": -1, "root": false, "resolved": false}
 	sockproxy.deny == {`exec user "bob" cannot be resolved to a uid: set User to a numeric uid[:gid]`} with input as exec(object.union(ok, {"user": u}))
