@@ -160,6 +160,14 @@ func parseServeArgs(args []string, stderr io.Writer) (serveSettings, error) {
 		}
 		return cfg.Validate()
 	}
+	if configPath != "" {
+		// Absolute, so that the watcher's event paths match it.
+		abs, err := filepath.Abs(configPath)
+		if err != nil {
+			return serveSettings{}, fmt.Errorf("--config %q: %w", configPath, err)
+		}
+		configPath = abs
+	}
 	s := serveSettings{allowAll: allowAll, configPath: configPath, overrides: overrides}
 	cfg, err := s.loadConfig()
 	if err != nil {

@@ -155,3 +155,20 @@ func TestServeHardenedByDefault(t *testing.T) {
 		t.Errorf("socket still there after shutdown: %v", err)
 	}
 }
+
+// The watcher reports absolute paths: a relative --config must become one,
+// or edits to it would never be re-read.
+func TestServeConfigPathIsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sockproxy.yaml"), []byte("listen:\n  path: /x/p.sock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	s, err := parseServeArgs([]string{"--config", "./sockproxy.yaml"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "sockproxy.yaml"); s.configPath != want {
+		t.Errorf("configPath = %q, want %q", s.configPath, want)
+	}
+}
