@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -212,6 +213,12 @@ func (f *Fleet) activate(opts *bundle.ActivateOpts) error {
 		if err != nil {
 			return fmt.Errorf("bundle %s: %w", name, err)
 		}
+		if f.reloader.hasBundle(name, files) {
+			// Same content again (a server without ETags, a restart with a
+			// persisted bundle): the revision in force already has it.
+			f.log.Debug("bundle unchanged", "bundle", name, "bundle_revision", b.Manifest.Revision)
+			continue
+		}
 		res := f.reloader.SetBundle(opts.Ctx, name, files)
 		if res.Err != nil {
 			return fmt.Errorf("sockproxy refused bundle %s (revision %q); the previous policy stays in force: %w", name, b.Manifest.Revision, res.Err)
@@ -219,6 +226,14 @@ func (f *Fleet) activate(opts *bundle.ActivateOpts) error {
 		f.log.Info("bundle activated", "bundle", name, "bundle_revision", b.Manifest.Revision, "policy_revision", res.Revision.ID)
 	}
 	return nil
+}
+
+// hasBundle tells whether files are the content of bundle name in force.
+func (r *Reloader) hasBundle(name string, files *Files) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, ok := r.bundles[name]
+	return ok && reflect.DeepEqual(cur, files)
 }
 
 // refuseBundle records bundles that OPA itself refused to activate (they
@@ -348,8 +363,8 @@ func (f *Fleet) LogDecision(ctx context.Context, ev *proxy.AuditEvent) error {
 	}
 	result := any(map[string]any{
 		"decision":    decisionName(ev),
-		"reasons":     ev.Decision.Reasons,
-		"warnings":    ev.Decision.Warnings,
+		"reasons":     nonNil(ev.Decision.Reasons),
+		"warnings":    nonNil(ev.Decision.Warnings),
 		"status":      ev.Status,
 		"body_sha256": ev.BodySHA256,
 	})
@@ -365,6 +380,14 @@ func (f *Fleet) LogDecision(ctx context.Context, ev *proxy.AuditEvent) error {
 	// Plain JSON values: OPA's masking and drop rules work on them.
 	in, result = plainJSON(in), plainJSON(result)
 	return p.Log(ctx, info)
+}
+
+// nonNil makes an absent list an empty one, as the audit log writes it.
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }
 
 // plainJSON is v as encoding/json decodes it (maps, slices, strings,
