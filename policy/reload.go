@@ -141,6 +141,7 @@ func (r *Reloader) try(ctx context.Context, cause string, dirs []string, data ma
 		}
 	}
 	res.Revision = r.engine.Revision()
+	ReleaseCompileMemory()
 	res.Duration = time.Since(start)
 	r.attempts.Add(1)
 	if err != nil {

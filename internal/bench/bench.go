@@ -292,7 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.ProxyPID > 0 {
 		if hwm, _, err := readProcMemory(cfg.ProxyPID); err == nil {
 			m := Metric{Name: "proxy peak RSS whole run", Unit: "MiB", Proxied: hwm, Samples: 1,
-				Note: "VmHWM after every selected metric ran"}
+				Note: "VmHWM after every selected metric ran (counted from the start of the rss group when it ran)"}
 			m.judge()
 			rep.Metrics = append(rep.Metrics, m)
 		}
