@@ -23,9 +23,10 @@ import (
 )
 
 // Query is what every decision evaluates: the deny and warn sets of
-// package sockproxy (built-in library and user modules together), and its
-// response filter as a list of none or one.
-const Query = "deny = data.sockproxy.deny; warn = data.sockproxy.warn; filter = [f | f := data.sockproxy.filter]"
+// package sockproxy (built-in library and user modules together), and, for
+// the operations whose answers can be filtered, its response filter as a
+// list of none or one.
+const Query = "deny = data.sockproxy.deny; warn = data.sockproxy.warn; filter = [f | input.operation in " + filterOperations + "; f := data.sockproxy.filter]"
 
 // Source is what a policy revision is compiled from.
 type Source struct {
