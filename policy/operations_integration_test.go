@@ -101,6 +101,12 @@ func (d docker) send(method, path, contentType string, body []byte, header ...st
 	return resp.StatusCode, out
 }
 
+// on is d reporting to t: subtests and cleanups use their own.
+func (d docker) on(t *testing.T) docker {
+	d.t = t
+	return d
+}
+
 // refusal is one forbidden request and the reasons its refusal must name.
 type refusal struct {
 	name        string
@@ -222,7 +228,7 @@ func runContainer(t *testing.T, api docker, name string, body string, start bool
 	if err := json.Unmarshal(api.do("POST", "/containers/create?name="+name, []byte(body), http.StatusCreated), &created); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { api.do("DELETE", "/containers/"+created.ID+"?force=1", nil, 0) })
+	t.Cleanup(func() { api.on(t).do("DELETE", "/containers/"+created.ID+"?force=1", nil, http.StatusNoContent) })
 	if start {
 		api.do("POST", "/containers/"+created.ID+"/start", nil, http.StatusNoContent)
 	}
@@ -240,11 +246,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	api := docker{t: t, c: dockertest.Client(sock)}
 	prefix := uniqueName(t)
 
-	// Two containers run for the whole test: one as the image's root,
-	// one as uid 1000 with no-new-privileges.
-	rootCtr := runContainer(t, api, prefix+"-root", `{"Image": "`+dockertest.Image+`", "Cmd": ["sleep", "600"]}`, true)
-	userCtr := runContainer(t, api, prefix+"-user", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"], "HostConfig": {"SecurityOpt": ["no-new-privileges"]}}`, true)
-
+	// Networks first: their cleanup must run after the containers are gone.
 	netAllowed, netOther := prefix+"-net-ok", prefix+"-net-other"
 	var otherNet struct{ ID string }
 	for _, n := range []string{netAllowed, netOther} {
@@ -252,8 +254,13 @@ func TestOperationsThroughProxy(t *testing.T) {
 		if n == netOther {
 			_ = json.Unmarshal(out, &otherNet)
 		}
-		t.Cleanup(func() { api.do("DELETE", "/networks/"+n, nil, 0) })
+		t.Cleanup(func() { api.on(t).do("DELETE", "/networks/"+n, nil, http.StatusNoContent) })
 	}
+
+	// Two containers run for the whole test: one as the image's root,
+	// one as uid 1000 with no-new-privileges.
+	rootCtr := runContainer(t, api, prefix+"-root", `{"Image": "`+dockertest.Image+`", "Cmd": ["sleep", "600"]}`, true)
+	userCtr := runContainer(t, api, prefix+"-user", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"], "HostConfig": {"SecurityOpt": ["no-new-privileges"]}}`, true)
 
 	hardened := startPolicyProxy(t, map[string]any{
 		"allowed_networks": []any{"default", "bridge", "none", netAllowed},
@@ -265,7 +272,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	px := hardened
 
 	t.Run("exec.create", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		execIDs := func(ctr string) []string {
 			var c struct{ ExecIDs []string }
 			inspect(api, "/containers/"+ctr+"/json", &c)
@@ -317,7 +324,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("container.start", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		ctr := runContainer(t, api, prefix+"-start", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"]}`, false)
 		hostConfig := `{"Binds": ["/:/host"], "Privileged": true, "PidMode": "host"}`
 		expectRefused(t, px, "container.start", []refusal{
@@ -352,7 +359,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("network.connect", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		networks := func() []string {
 			var c struct {
 				NetworkSettings struct{ Networks map[string]any }
@@ -388,7 +395,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("network.create", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		name := prefix + "-newnet"
 		create := func(rest string) string { return `{"Name": "` + name + `"` + rest + `}` }
 		options := "allowed_network_options are com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc, com.docker.network.bridge.enable_ip_masquerade, com.docker.network.container_iface_prefix"
@@ -410,7 +417,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 		}, func(t *testing.T) { absent(t, api, "/networks/"+name) })
 		px.t, api.t = t, t
 		px.do("POST", "/networks/create", []byte(create(`, "Driver": "bridge", "Options": {"com.docker.network.driver.mtu": "1400"}`)), http.StatusCreated)
-		t.Cleanup(func() { api.do("DELETE", "/networks/"+name, nil, 0) })
+		t.Cleanup(func() { api.on(t).do("DELETE", "/networks/"+name, nil, http.StatusNoContent) })
 		var n struct{ Options map[string]string }
 		inspect(api, "/networks/"+name, &n)
 		if n.Options["com.docker.network.driver.mtu"] != "1400" {
@@ -419,7 +426,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("volume.create", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		name := prefix + "-vol"
 		create := func(rest string) string { return `{"Name": "` + name + `"` + rest + `}` }
 		expectRefused(t, px, "volume.create", []refusal{
@@ -438,14 +445,14 @@ func TestOperationsThroughProxy(t *testing.T) {
 			px.t, api.t = t, t
 			v := fmt.Sprintf("%s-%d", name, i)
 			px.do("POST", "/volumes/create", []byte(`{"Name": "`+v+`"`+opts+`}`), http.StatusCreated)
-			t.Cleanup(func() { api.do("DELETE", "/volumes/"+v, nil, 0) })
+			t.Cleanup(func() { api.on(t).do("DELETE", "/volumes/"+v, nil, http.StatusNoContent) })
 			var vol struct{ Name string }
 			inspect(api, "/volumes/"+v, &vol)
 		}
 	})
 
 	t.Run("container.update", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		type hostConfig struct {
 			Memory, NanoCpus, CpuShares, CpuQuota, KernelMemory int64
 			PidsLimit                                           *int64
@@ -499,7 +506,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("container.archive and export", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		hostDir := t.TempDir()
 		if err := os.Chmod(hostDir, 0o755); err != nil { // as a user's project directory
 			t.Fatal(err)
@@ -540,7 +547,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("image writes refused by default", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		ref := prefix + "-img"
 		rootID := imageID(api, dockertest.Image)
 		unchanged := func(t *testing.T) {
@@ -574,7 +581,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 	})
 
 	t.Run("refused by default", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		var infoBefore struct {
 			Swarm struct{ LocalNodeState string }
 		}
@@ -646,7 +653,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	})
 	px := opened
 	writable := "writable_images are " + prefix + "-*, *:" + prefix + "-*"
-	removeImage := func(ref string) { t.Cleanup(func() { api.do("DELETE", "/images/"+ref, nil, 0) }) }
+	removeImage := func(ref string) { t.Cleanup(func() { api.on(t).do("DELETE", "/images/"+ref, nil, http.StatusOK) }) }
 
 	// victim stands for a reference other rules trust (the images
 	// containers may be created from): no refused request may re-point it.
@@ -656,7 +663,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	victimID := imageID(api, victim+":latest")
 	untouched := func(refs ...string) func(t *testing.T) {
 		return func(t *testing.T) {
-			api.t = t
+			api := api.on(t)
 			if id := imageID(api, victim+":latest"); id != victimID {
 				t.Fatalf("%s:latest now points at %s, was %s", victim, id, victimID)
 			}
@@ -669,7 +676,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	q := url.QueryEscape
 
 	t.Run("image.tag", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		path := "/images/" + dockertest.Image + "/tag?"
 		expectRefused(t, px, "image.tag", []refusal{
 			{name: "re-point a trusted reference", method: "POST", path: path + "repo=" + victim + "&tag=latest",
@@ -691,7 +698,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	})
 
 	t.Run("container.commit", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		path := "/commit?container=" + userCtr + "&repo="
 		ref := prefix + "-commit"
 		expectRefused(t, px, "container.commit", []refusal{
@@ -721,7 +728,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	})
 
 	t.Run("image.load allowed", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		ref := prefix + "-loaded:latest"
 		px.do("POST", "/images/load?quiet=1", savedAs(t, api, dockertest.NonRootImage, ref), http.StatusOK)
 		removeImage(ref)
@@ -731,7 +738,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	})
 
 	t.Run("image import", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		rootfs := string(tarOf(t, map[string]string{"hello": "imported through the proxy\n"}))
 		ref := prefix + "-imported"
 		expectRefused(t, px, "image.create", []refusal{
@@ -747,7 +754,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	})
 
 	t.Run("image.build", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		ctx := string(buildContext(t))
 		ref := prefix + "-built"
 		refuse := func(name, query string, want ...string) refusal {
@@ -774,7 +781,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 	})
 
 	t.Run("volume.create binds under mount_roots", func(t *testing.T) {
-		px.t, api.t = t, t
+		px, api := px.on(t), api.on(t)
 		name := prefix + "-vol"
 		bind := func(device string) string {
 			return `{"Name": "` + name + `", "DriverOpts": {"type": "none", "o": "bind", "device": "` + device + `"}}`
@@ -789,7 +796,7 @@ func TestOperationsConfiguredThroughProxy(t *testing.T) {
 		}, func(t *testing.T) { absent(t, api, "/volumes/"+name) })
 		px.t, api.t = t, t
 		px.do("POST", "/volumes/create", []byte(bind(volRoot)), http.StatusCreated)
-		t.Cleanup(func() { api.do("DELETE", "/volumes/"+name, nil, 0) })
+		t.Cleanup(func() { api.on(t).do("DELETE", "/volumes/"+name, nil, http.StatusNoContent) })
 		var v struct{ Options map[string]string }
 		inspect(api, "/volumes/"+name, &v)
 		if v.Options["device"] != volRoot {
