@@ -78,6 +78,13 @@ func (d docker) send(method, path, contentType string, body []byte, header ...st
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
+	return d.sendReader(method, path, contentType, r, header...)
+}
+
+// sendReader is send with a body reader: one whose length the client
+// cannot tell is sent chunked.
+func (d docker) sendReader(method, path, contentType string, r io.Reader, header ...string) (int, []byte) {
+	d.t.Helper()
 	if !strings.HasPrefix(path, "/v1.") {
 		path = "/v1.41" + path
 	}
@@ -119,6 +126,8 @@ type refusal struct {
 	// byRouter: refused by the router, as dockerd would refuse it, before
 	// any operation is named (the message has no "sockproxy refused").
 	byRouter bool
+	// chunked sends the body chunked, with no length.
+	chunked bool
 }
 
 // expectRefused sends each refusal through the proxy and asserts the
@@ -138,7 +147,13 @@ func expectRefused(t *testing.T, px docker, op string, cases []refusal, effect f
 					ct = "application/json"
 				}
 			}
-			status, out := px.send(tc.method, tc.path, ct, body)
+			var status int
+			var out []byte
+			if tc.chunked {
+				status, out = px.sendReader(tc.method, tc.path, ct, io.MultiReader(bytes.NewReader(body)))
+			} else {
+				status, out = px.send(tc.method, tc.path, ct, body)
+			}
 			want := tc.status
 			if want == 0 {
 				want = http.StatusForbidden
@@ -332,6 +347,8 @@ func TestOperationsThroughProxy(t *testing.T) {
 				want: []string{"starting a container with a request body was removed in API 1.24; send no body"}},
 			{name: "HostConfig body as text/plain", method: "POST", path: "/containers/" + ctr + "/start", contentType: "text/plain", body: hostConfig, status: http.StatusBadRequest,
 				want: []string{"starting a container with a request body was removed in API 1.24"}},
+			{name: "chunked HostConfig body", method: "POST", path: "/containers/" + ctr + "/start", body: hostConfig, chunked: true, status: http.StatusBadRequest,
+				want: []string{"starting a container with a request body was removed in API 1.24"}},
 			{name: "API 1.23, where the body replaces the HostConfig", method: "POST", path: "/v1.23/containers/" + ctr + "/start", body: hostConfig, status: http.StatusBadRequest, byRouter: true,
 				want: []string{"client version 1.23 is too old. Minimum supported API version is 1.24"}},
 		}, func(t *testing.T) {
@@ -350,7 +367,7 @@ func TestOperationsThroughProxy(t *testing.T) {
 			}
 		})
 		px.t, api.t = t, t
-		px.do("POST", "/containers/"+ctr+"/start", nil, http.StatusNoContent)
+		px.do("POST", "/containers/"+ctr+"/start", []byte("{}"), http.StatusNoContent) // short bodies are dropped
 		var c struct{ State struct{ Running bool } }
 		inspect(api, "/containers/"+ctr+"/json", &c)
 		if !c.State.Running {
