@@ -51,7 +51,7 @@ func runAgent(t *testing.T, socket string, args ...string) (map[string]agentStep
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	code := exitCode(t, err)
+	code := cmdExitCode(t, err)
 	steps := map[string]agentStep{}
 	var order []string
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
@@ -111,9 +111,9 @@ func TestDockerPyAgentLifecycle(t *testing.T) {
 		if _, stderr, err := docker(t, "", "network", "create", n); err != nil {
 			t.Fatalf("network create %s: %v: %s", n, err, stderr)
 		}
-		removeLater(t, "network", n)
+		removeObjectsLater(t, "network", n)
 	}
-	removeLater(t, "container", other)
+	removeObjectsLater(t, "container", other)
 	if _, stderr, err := docker(t, "", "run", "-d", "--name", other, dockertest.Image, "sleep", "120"); err != nil {
 		t.Fatalf("run %s: %v: %s", other, err, stderr)
 	}
@@ -138,7 +138,7 @@ func TestDockerPyAgentLifecycle(t *testing.T) {
 
 	t.Run("hardened", func(t *testing.T) {
 		name := run + "-runtime"
-		removeLater(t, "container", name)
+		removeObjectsLater(t, "container", name)
 		steps, order, code := runAgent(t, proxy.Socket, "--mode", "hardened", "--name", name, "--image", dockertest.Image,
 			"--network", network, "--denied-network", otherNet, "--workspace", workspace, "--data", data)
 		if code != 0 {
@@ -202,7 +202,7 @@ func TestDockerPyAgentLifecycle(t *testing.T) {
 
 	t.Run("default-body-refused", func(t *testing.T) {
 		name := run + "-default"
-		removeLater(t, "container", name)
+		removeObjectsLater(t, "container", name)
 		steps, order, code := runAgent(t, proxy.Socket, "--mode", "default", "--name", name, "--image", dockertest.Image)
 		if code != 0 || !slices.Equal(order, []string{"version", "default-create", "done"}) {
 			t.Fatalf("default body: exit %d, steps %v (%s)", code, order, steps["error"].Message)

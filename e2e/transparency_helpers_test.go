@@ -101,13 +101,13 @@ func (s *side) runLabel(label string, stdin io.Reader, env []string, args ...str
 	cmd := dockerCmd(ctx, s.Socket, args...)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
-	r := cmdResult{Code: exitCode(s.t, cmd.Run())}
+	r := cmdResult{Code: cmdExitCode(s.t, cmd.Run())}
 	r.Stdout, r.Stderr = out.String(), errb.String()
-	stdout := nl(r.Stdout)
+	stdout := withNL(r.Stdout)
 	if s.digest {
 		stdout = fmt.Sprintf("%d bytes, sha256 %x\n", len(r.Stdout), sha256.Sum256(out.Bytes()))
 	}
-	s.add(label, fmt.Sprintf("stdout:\n%sstderr:\n%sexit %d\n", stdout, nl(r.Stderr), r.Code))
+	s.add(label, fmt.Sprintf("stdout:\n%sstderr:\n%sexit %d\n", stdout, withNL(r.Stderr), r.Code))
 	return r
 }
 
@@ -122,7 +122,7 @@ func (s *side) MustDocker(stdin io.Reader, args ...string) cmdResult {
 	return r
 }
 
-func nl(s string) string {
+func withNL(s string) string {
 	if s == "" || strings.HasSuffix(s, "\n") {
 		return s
 	}
@@ -131,7 +131,7 @@ func nl(s string) string {
 
 // exitCode is the exit status of a finished command; a command that could
 // not run at all fails the test.
-func exitCode(t *testing.T, err error) int {
+func cmdExitCode(t *testing.T, err error) int {
 	t.Helper()
 	if err == nil {
 		return 0
@@ -146,7 +146,7 @@ func exitCode(t *testing.T, err error) int {
 
 // removeLater removes the named docker objects of kind (container, image,
 // network, volume) through dockerd directly when the test ends.
-func removeLater(t *testing.T, kind string, names ...string) {
+func removeObjectsLater(t *testing.T, kind string, names ...string) {
 	t.Cleanup(func() {
 		var args []string
 		switch kind {
@@ -318,7 +318,7 @@ type ptyProcess struct {
 	done chan struct{} // closed when the master reads EOF/EIO
 }
 
-func ioctl(fd uintptr, req uint, arg unsafe.Pointer) error {
+func ptyIoctl(fd uintptr, req uint, arg unsafe.Pointer) error {
 	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, uintptr(req), uintptr(arg)); errno != 0 {
 		return errno
 	}
@@ -333,8 +333,8 @@ func openPTY(rows, cols uint16) (master, slave *os.File, err error) {
 	}
 	var unlock int32
 	var n uint32
-	if err = ioctl(master.Fd(), syscall.TIOCSPTLCK, unsafe.Pointer(&unlock)); err == nil {
-		err = ioctl(master.Fd(), syscall.TIOCGPTN, unsafe.Pointer(&n))
+	if err = ptyIoctl(master.Fd(), syscall.TIOCSPTLCK, unsafe.Pointer(&unlock)); err == nil {
+		err = ptyIoctl(master.Fd(), syscall.TIOCGPTN, unsafe.Pointer(&n))
 	}
 	if err == nil {
 		slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
@@ -356,7 +356,7 @@ func openPTY(rows, cols uint16) (master, slave *os.File, err error) {
 // foreground process group.
 func setWinsize(f *os.File, rows, cols uint16) error {
 	ws := struct{ Row, Col, X, Y uint16 }{rows, cols, 0, 0}
-	return ioctl(f.Fd(), syscall.TIOCSWINSZ, unsafe.Pointer(&ws))
+	return ptyIoctl(f.Fd(), syscall.TIOCSWINSZ, unsafe.Pointer(&ws))
 }
 
 // startPTY starts cmd as a session leader with a new pseudo-terminal of
@@ -432,7 +432,7 @@ func (p *ptyProcess) waitFor(ctx context.Context, t *testing.T, s string) {
 // returns everything it wrote and its exit code.
 func (p *ptyProcess) finish(t *testing.T) (string, int) {
 	t.Helper()
-	code := exitCode(t, p.cmd.Wait())
+	code := cmdExitCode(t, p.cmd.Wait())
 	<-p.done
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -464,24 +464,24 @@ const (
 // missingRef is the normalized name the not-found case uses.
 const missingRef = "sp-e2et-RUN-S-missing"
 
-func known(command, proxied, direct, why string) *knownDifference {
+func knownMsg(command, proxied, direct, why string) *knownDifference {
 	return &knownDifference{command: command, proxied: regexp.MustCompile(regexp.QuoteMeta(proxied)), direct: direct, why: why}
 }
 
 var knownDifferences = knownDifferenceList{
 	{proxied: regexp.MustCompile(`sockproxy refused [a-z.]+: (No such [a-z]+: )`), direct: "$1", why: whyPrefix},
-	known("docker kill "+missingRef, "daemon: No such container: "+missingRef,
+	knownMsg("docker kill "+missingRef, "daemon: No such container: "+missingRef,
 		"daemon: Cannot kill container: "+missingRef+": No such container: "+missingRef, whyText),
-	known("docker network rm "+missingRef, "daemon: No such network: "+missingRef,
+	knownMsg("docker network rm "+missingRef, "daemon: No such network: "+missingRef,
 		"daemon: network "+missingRef+" not found", whyText),
 	// dockerd looks the container up first.
-	known("docker network connect "+missingRef+" "+missingRef, "daemon: No such network: "+missingRef,
+	knownMsg("docker network connect "+missingRef+" "+missingRef, "daemon: No such network: "+missingRef,
 		"daemon: No such container: "+missingRef, whyText),
-	known("docker network disconnect "+missingRef+" "+missingRef, "daemon: No such network: "+missingRef,
+	knownMsg("docker network disconnect "+missingRef+" "+missingRef, "daemon: No such network: "+missingRef,
 		"daemon: No such container: "+missingRef, whyText),
-	known("docker volume rm "+missingRef, "daemon: No such volume: "+missingRef,
+	knownMsg("docker volume rm "+missingRef, "daemon: No such volume: "+missingRef,
 		"daemon: get "+missingRef+": no such volume", whyText),
-	known("docker rmi "+missingRef, "daemon: No such image: "+missingRef+"\n",
+	knownMsg("docker rmi "+missingRef, "daemon: No such image: "+missingRef+"\n",
 		"daemon: No such image: "+missingRef+":latest\n", whyText),
 }
 

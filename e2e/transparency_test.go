@@ -28,10 +28,10 @@ type transparencyCase struct {
 	run     func(t *testing.T, s *side)
 }
 
-// user is the non-root user every container of the suite runs as: the
+// nonRootUser is the non-root user every container of the suite runs as: the
 // default library refuses root, and the point is that what it allows
 // behaves exactly as it does without the proxy.
-const user = "1000:1000"
+const nonRootUser = "1000:1000"
 
 // transparencyConfig allows every command of the suite with the default
 // library and data only: binds under mountRoot read-only, builds with the
@@ -80,7 +80,7 @@ func TestTransparency(t *testing.T) {
 			if k == "p" {
 				s.Socket = proxy.Socket
 			}
-			s.Dir = filepath.Join(base, s.Prefix+"-"+sanitize(t.Name()))
+			s.Dir = filepath.Join(base, s.Prefix+"-"+dirNameOf(t.Name()))
 			if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func TestTransparency(t *testing.T) {
 	t.Logf("%d docker CLI scenarios compared", len(cases))
 }
 
-func sanitize(s string) string {
+func dirNameOf(s string) string {
 	return strings.NewReplacer("/", "_", " ", "_").Replace(s)
 }
 
@@ -155,14 +155,14 @@ func writeTree(t *testing.T, dir string) {
 	}
 }
 
-func in(s string) *strings.Reader { return strings.NewReader(s) }
+func stdinOf(s string) *strings.Reader { return strings.NewReader(s) }
 
 // daemon runs a detached container under the side's prefix and returns its name.
-func daemon(s *side, what string, extra ...string) string {
+func runDetached(s *side, what string, extra ...string) string {
 	s.t.Helper()
 	name := s.Name(what)
-	removeLater(s.t, "container", name)
-	args := append([]string{"run", "-d", "--name", name, "-u", user, "--label", "sp-e2et=" + s.Prefix}, extra...)
+	removeObjectsLater(s.t, "container", name)
+	args := append([]string{"run", "-d", "--name", name, "-u", nonRootUser, "--label", "sp-e2et=" + s.Prefix}, extra...)
 	s.MustDocker(nil, args...)
 	return name
 }
@@ -172,10 +172,10 @@ func transparencyCases(shared string) []transparencyCase {
 	sleeper := []string{img, "sleep", "300"}
 	return []transparencyCase{
 		{name: "ps", run: func(t *testing.T, s *side) {
-			daemon(s, "ps-up", sleeper...)
+			runDetached(s, "ps-up", sleeper...)
 			created := s.Name("ps-created")
-			removeLater(t, "container", created)
-			s.MustDocker(nil, "create", "--name", created, "-u", user, "--label", "sp-e2et="+s.Prefix, "-p", "127.0.0.1::8080", img, "true")
+			removeObjectsLater(t, "container", created)
+			s.MustDocker(nil, "create", "--name", created, "-u", nonRootUser, "--label", "sp-e2et="+s.Prefix, "-p", "127.0.0.1::8080", img, "true")
 			filter := "label=sp-e2et=" + s.Prefix
 			s.Docker(nil, "ps", "--filter", filter)
 			s.Docker(nil, "ps", "-a", "--filter", filter)
@@ -186,8 +186,8 @@ func transparencyCases(shared string) []transparencyCase {
 		}},
 		{name: "inspect", run: func(t *testing.T, s *side) {
 			name := s.Name("inspect")
-			removeLater(t, "container", name)
-			s.MustDocker(nil, "create", "--name", name, "-u", user, "--label", "sp-e2et="+s.Prefix,
+			removeObjectsLater(t, "container", name)
+			s.MustDocker(nil, "create", "--name", name, "-u", nonRootUser, "--label", "sp-e2et="+s.Prefix,
 				"-e", "A=1", "-w", "/tmp", "--hostname", "box", "-v", shared+":/in:ro", "--tmpfs", "/scratch:size=1m",
 				"-p", "127.0.0.1::80/tcp", "--security-opt", "no-new-privileges", "--cap-drop", "ALL",
 				"--memory", "64m", "--pids-limit", "64", "--restart", "on-failure:2", img, "sh", "-c", "cat /in/hello.txt; sleep 300")
@@ -199,8 +199,8 @@ func transparencyCases(shared string) []transparencyCase {
 			s.Docker(nil, "inspect", s.Name("no-such-object"))
 		}},
 		{name: "run-i", run: func(t *testing.T, s *side) {
-			base := []string{"run", "-i", "--rm", "-u", user, "--label", "sp-e2et=" + s.Prefix}
-			s.Docker(in("hello\nworld\n"), append(base, "-v", shared+":/in:ro", img, "sh", "-c", "cat; cat /in/hello.txt; echo to-stderr >&2; exit 3")...)
+			base := []string{"run", "-i", "--rm", "-u", nonRootUser, "--label", "sp-e2et=" + s.Prefix}
+			s.Docker(stdinOf("hello\nworld\n"), append(base, "-v", shared+":/in:ro", img, "sh", "-c", "cat; cat /in/hello.txt; echo to-stderr >&2; exit 3")...)
 			// 1 MiB through stdin and back out (streams in both directions, half-close).
 			big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10)
 			r := s.Docker(bytes.NewReader(big), append(base, img, "sh", "-c", "cat | md5sum")...)
@@ -218,7 +218,7 @@ func transparencyCases(shared string) []transparencyCase {
 			script := `until s=$(stty size 2>/dev/null); [ -n "$s" ] && [ "$s" != "0 0" ]; do sleep 0.05; done; ` +
 				`tty; echo "size $s"; printf 'ready> '; read line; echo "got:$line"; ` +
 				`until [ "$(stty size)" = "50 120" ]; do sleep 0.05; done; echo resized; exit 4`
-			cmd := dockerCmd(ctx, s.Socket, "run", "-it", "--rm", "-u", user, "--label", "sp-e2et="+s.Prefix, img, "sh", "-c", script)
+			cmd := dockerCmd(ctx, s.Socket, "run", "-it", "--rm", "-u", nonRootUser, "--label", "sp-e2et="+s.Prefix, img, "sh", "-c", script)
 			p := startPTY(t, cmd, 40, 100)
 			p.waitFor(ctx, t, "ready> ")
 			if _, err := p.master.Write([]byte("typed text\r")); err != nil {
@@ -235,15 +235,15 @@ func transparencyCases(shared string) []transparencyCase {
 			}
 		}},
 		{name: "exec-i", run: func(t *testing.T, s *side) {
-			name := daemon(s, "exec", sleeper...)
-			s.Docker(in("line 1\nline 2\n"), "exec", "-i", name, "sh", "-c", "cat; id; exit 5")
+			name := runDetached(s, "exec", sleeper...)
+			s.Docker(stdinOf("line 1\nline 2\n"), "exec", "-i", name, "sh", "-c", "cat; id; exit 5")
 			s.Docker(nil, "exec", "-e", "FOO=bar", "-w", "/tmp", name, "sh", "-c", "echo $FOO; pwd; echo err >&2")
 			s.Docker(nil, "exec", "-u", "1000:1000", name, "id")
 			s.Docker(nil, "exec", name, "no-such-command")
 			s.Docker(nil, "exec", s.Name("no-such-container"), "true")
 		}},
 		{name: "logs-f", run: func(t *testing.T, s *side) {
-			name := daemon(s, "logs", img, "sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; sleep 0.1; done")
+			name := runDetached(s, "logs", img, "sh", "-c", "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; sleep 0.1; done")
 			s.Docker(nil, "logs", "-f", name) // ends when the container exits
 			s.Docker(nil, "logs", "--tail", "2", name)
 			s.Docker(nil, "logs", "-t", "--since", "2000-01-01T00:00:00Z", name)
@@ -251,7 +251,7 @@ func transparencyCases(shared string) []transparencyCase {
 		}},
 		{name: "cp", run: func(t *testing.T, s *side) {
 			// archive.put is judged: the container must run with no-new-privileges.
-			name := daemon(s, "cp", append([]string{"--security-opt", "no-new-privileges"}, sleeper...)...)
+			name := runDetached(s, "cp", append([]string{"--security-opt", "no-new-privileges"}, sleeper...)...)
 			s.Docker(nil, "cp", shared, name+":/work/in")
 			s.Docker(nil, "cp", filepath.Join(shared, "hello.txt"), name+":/tmp/one.txt")
 			tarball := s.DockerDigest(nil, "cp", name+":/etc/passwd", "-") // a tar stream on stdout
@@ -269,8 +269,8 @@ func transparencyCases(shared string) []transparencyCase {
 		{name: "events", run: func(t *testing.T, s *side) {
 			since := time.Now().Add(-time.Second).Unix()
 			name := s.Name("events")
-			removeLater(t, "container", name)
-			s.MustDocker(nil, "run", "--name", name, "-u", user, "--label", "sp-e2et="+s.Prefix, img, "true")
+			removeObjectsLater(t, "container", name)
+			s.MustDocker(nil, "run", "--name", name, "-u", nonRootUser, "--label", "sp-e2et="+s.Prefix, img, "true")
 			s.MustDocker(nil, "rm", name)
 			// Bounded: both calls end once the past is replayed.
 			events := []string{"events", "--since", strconv.FormatInt(since, 10), "--until", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10)}
@@ -282,7 +282,7 @@ func transparencyCases(shared string) []transparencyCase {
 		}},
 		{name: "build", run: func(t *testing.T, s *side) {
 			tag := s.Name("img")
-			removeLater(t, "image", tag)
+			removeObjectsLater(t, "image", tag)
 			legacy := []string{"DOCKER_BUILDKIT=0"}
 			s.DockerEnv(legacy, nil, "build", "--no-cache", "-t", tag, filepath.Join(shared, "build"))
 			s.Docker(nil, "image", "inspect", "-f", "{{.Config.User}} {{json .Config.Labels}} {{.Config.Cmd}}", tag)
@@ -294,7 +294,7 @@ func transparencyCases(shared string) []transparencyCase {
 			// stays open until the output arrived: when an attach's stdin
 			// ends, dockerd closes its stdout and stderr (container not
 			// StdinOnce), whatever is still to come.
-			name := daemon(s, "attach", "-i", img, "sh", "-c", "read x; echo got:$x; echo bye >&2; exit 6")
+			name := runDetached(s, "attach", "-i", img, "sh", "-c", "read x; echo got:$x; echo bye >&2; exit 6")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			cmd := dockerCmd(ctx, s.Socket, "attach", name)
@@ -317,23 +317,23 @@ func transparencyCases(shared string) []transparencyCase {
 				time.Sleep(20 * time.Millisecond)
 			}
 			stdin.Close()
-			code := exitCode(t, cmd.Wait())
+			code := cmdExitCode(t, cmd.Wait())
 			s.add("$ docker attach "+name+" (stdin: hello attach, closed after the output)",
 				fmt.Sprintf("stdout:\n%sstderr:\n%sexit %d\n", stdout.String(), stderr.String(), code))
 			s.Docker(nil, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name)
 		}},
 		{name: "stats", numbers: true, run: func(t *testing.T, s *side) {
-			name := daemon(s, "stats", sleeper...)
+			name := runDetached(s, "stats", sleeper...)
 			s.Docker(nil, "stats", "--no-stream", name)
 		}},
 		{name: "wait", run: func(t *testing.T, s *side) {
-			a := daemon(s, "wait-a", img, "sh", "-c", "exit 7")
-			b := daemon(s, "wait-b", img, "sh", "-c", "sleep 0.3; exit 0")
+			a := runDetached(s, "wait-a", img, "sh", "-c", "exit 7")
+			b := runDetached(s, "wait-b", img, "sh", "-c", "sleep 0.3; exit 0")
 			s.Docker(nil, "wait", a, b)
 			s.Docker(nil, "wait", s.Name("no-such-container"))
 		}},
 		{name: "pause-unpause", run: func(t *testing.T, s *side) {
-			name := daemon(s, "pause", sleeper...)
+			name := runDetached(s, "pause", sleeper...)
 			state := []string{"inspect", "-f", "{{.State.Status}} {{.State.Paused}}", name}
 			s.Docker(nil, "pause", name)
 			s.Docker(nil, state...)
@@ -344,9 +344,9 @@ func transparencyCases(shared string) []transparencyCase {
 		}},
 		{name: "rename", run: func(t *testing.T, s *side) {
 			old, renamed, other := s.Name("rename-a"), s.Name("rename-b"), s.Name("rename-c")
-			removeLater(t, "container", old, renamed, other)
-			s.MustDocker(nil, "create", "--name", old, "-u", user, img, "true")
-			s.MustDocker(nil, "create", "--name", other, "-u", user, img, "true")
+			removeObjectsLater(t, "container", old, renamed, other)
+			s.MustDocker(nil, "create", "--name", old, "-u", nonRootUser, img, "true")
+			s.MustDocker(nil, "create", "--name", other, "-u", nonRootUser, img, "true")
 			s.Docker(nil, "rename", old, renamed)
 			s.Docker(nil, "inspect", "-f", "{{.Name}}", renamed)
 			s.Docker(nil, "inspect", "-f", "{{.Name}}", old)
@@ -354,7 +354,7 @@ func transparencyCases(shared string) []transparencyCase {
 		}},
 		{name: "network-ls", run: func(t *testing.T, s *side) {
 			net := s.Name("net")
-			removeLater(t, "network", net)
+			removeObjectsLater(t, "network", net)
 			s.MustDocker(nil, "network", "create", "--label", "sp-e2et="+s.Prefix, net)
 			s.Docker(nil, "network", "ls", "--filter", "label=sp-e2et="+s.Prefix)
 			s.Docker(nil, "network", "ls", "--no-trunc", "--filter", "name="+net, "--format", "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels}}")
@@ -363,7 +363,7 @@ func transparencyCases(shared string) []transparencyCase {
 		}},
 		{name: "volume-ls", run: func(t *testing.T, s *side) {
 			vol := s.Name("vol")
-			removeLater(t, "volume", vol)
+			removeObjectsLater(t, "volume", vol)
 			s.MustDocker(nil, "volume", "create", "--label", "sp-e2et="+s.Prefix, vol)
 			s.Docker(nil, "volume", "ls", "--filter", "label=sp-e2et="+s.Prefix)
 			s.Docker(nil, "volume", "ls", "-q", "--filter", "name="+vol)
