@@ -260,6 +260,8 @@ func TestOwnershipTwoCallers(t *testing.T) {
 
 	// Bob may not touch Alice's objects, and they stay as they were.
 	bob.refused(aliceOwner, "stop", cA)
+	bob.refused(aliceOwner, "start", cA)
+	bob.refused(aliceOwner, "restart", cA)
 	bob.refused(aliceOwner, "kill", cA)
 	bob.refused(aliceOwner, "exec", cA, "true")
 	bob.refused(aliceOwner, "rm", "-f", cA)
