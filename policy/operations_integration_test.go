@@ -272,10 +272,25 @@ func TestOperationsThroughProxy(t *testing.T) {
 		t.Cleanup(func() { api.on(t).do("DELETE", "/networks/"+n, nil, http.StatusNoContent) })
 	}
 
+	// Volumes too: a plain one, and one binding a host directory.
+	volDir := t.TempDir()
+	if err := os.Chmod(volDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plainVol, bindVol := prefix+"-plain", prefix+"-bindvol"
+	for _, v := range []string{`{"Name": "` + plainVol + `"}`, `{"Name": "` + bindVol + `", "DriverOpts": {"type": "none", "o": "bind", "device": "` + volDir + `"}}`} {
+		api.do("POST", "/volumes/create", []byte(v), http.StatusCreated)
+	}
+	t.Cleanup(func() {
+		api.on(t).do("DELETE", "/volumes/"+plainVol, nil, http.StatusNoContent)
+		api.on(t).do("DELETE", "/volumes/"+bindVol, nil, http.StatusNoContent)
+	})
+
 	// Two containers run for the whole test: one as the image's root,
-	// one as uid 1000 with no-new-privileges.
+	// one as uid 1000 with no-new-privileges and the plain volume.
 	rootCtr := runContainer(t, api, prefix+"-root", `{"Image": "`+dockertest.Image+`", "Cmd": ["sleep", "600"]}`, true)
-	userCtr := runContainer(t, api, prefix+"-user", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"], "HostConfig": {"SecurityOpt": ["no-new-privileges"]}}`, true)
+	userCtr := runContainer(t, api, prefix+"-user", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"],
+		"HostConfig": {"SecurityOpt": ["no-new-privileges"], "Binds": ["`+plainVol+`:/plain"]}}`, true)
 
 	hardened := startPolicyProxy(t, map[string]any{
 		"allowed_networks": []any{"default", "bridge", "none", netAllowed},
@@ -530,6 +545,8 @@ func TestOperationsThroughProxy(t *testing.T) {
 		}
 		bindCtr := runContainer(t, api, prefix+"-bind", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"],
 			"HostConfig": {"SecurityOpt": ["no-new-privileges"], "Binds": ["`+hostDir+`:/workspace:rw"]}}`, true)
+		volCtr := runContainer(t, api, prefix+"-vol", `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"],
+			"HostConfig": {"SecurityOpt": ["no-new-privileges"], "Binds": ["`+bindVol+`:/data"]}}`, true)
 		// A setuid root shell: written where a non-root exec, or a host
 		// user, could run it.
 		var setuid bytes.Buffer
@@ -545,18 +562,24 @@ func TestOperationsThroughProxy(t *testing.T) {
 				want: []string{"archive put into container " + bindCtr + " is not allowed: host path " + hostDir + " is mounted writable at /workspace, and an archive is written there as root"}},
 			{name: "writable host bind reached through the root", method: "PUT", path: archivePath(bindCtr, "/"), contentType: "application/x-tar", body: "",
 				want: []string{"host path " + hostDir + " is mounted writable at /workspace"}},
+			{name: "container with a writable volume binding a host path", method: "PUT", path: archivePath(volCtr, "/data"), contentType: "application/x-tar", body: setuid.String(),
+				want: []string{"archive put into container " + volCtr + " is not allowed: volume " + bindVol + ", mounted writable at /data, binds a host path (local driver options), and an archive is written there as root"}},
 		}, func(t *testing.T) {
 			api.t = t
 			api.do("HEAD", archivePath(rootCtr, "/tmp/sp-suid"), nil, http.StatusNotFound)
-			if _, err := os.Stat(filepath.Join(hostDir, "sp-suid")); !os.IsNotExist(err) {
-				t.Fatalf("a refused archive put wrote into the host directory: %v", err)
+			for _, dir := range []string{hostDir, volDir} {
+				if _, err := os.Stat(filepath.Join(dir, "sp-suid")); !os.IsNotExist(err) {
+					t.Fatalf("a refused archive put wrote into the host directory %s: %v", dir, err)
+				}
 			}
 		})
 		px.t, api.t = t, t
-		px.do("PUT", archivePath(userCtr, "/tmp"), tarOf(t, map[string]string{"sp-file": "through the proxy\n"}), http.StatusOK)
-		got, ok := tarFile(t, px.do("GET", archivePath(userCtr, "/tmp/sp-file"), nil, http.StatusOK), "sp-file")
-		if !ok || got != "through the proxy\n" {
-			t.Fatalf("archive get of the file put: %q (found %v)", got, ok)
+		for _, dir := range []string{"/tmp", "/plain"} { // the container's own files and a plain volume
+			px.do("PUT", archivePath(userCtr, dir), tarOf(t, map[string]string{"sp-file": "through the proxy\n"}), http.StatusOK)
+			got, ok := tarFile(t, px.do("GET", archivePath(userCtr, dir+"/sp-file"), nil, http.StatusOK), "sp-file")
+			if !ok || got != "through the proxy\n" {
+				t.Fatalf("archive get of the file put into %s: %q (found %v)", dir, got, ok)
+			}
 		}
 		if _, ok := tarFile(t, px.do("GET", "/containers/"+userCtr+"/export", nil, http.StatusOK), "tmp/sp-file"); !ok {
 			t.Fatal("the export of the container has no tmp/sp-file")

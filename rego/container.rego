@@ -116,6 +116,27 @@ deny contains msg if {
 	msg := sprintf("archive put into container %s is not allowed: host path %s is mounted writable at %s, and an archive is written there as root with the owners and modes it carries (setuid binaries, device nodes) for host users to run or open; write the files on the host instead", [input.vars.name, m.source, m.destination])
 }
 
+# The same through a writable volume that reaches the host: a local volume
+# whose options bind or overlay a host path, or mount a device or a network
+# share; or a volume of another driver, which may put it anywhere.
+deny contains msg if {
+	input.operation == "container.archive.put"
+	some m in input.target.mounts
+	m.type == "volume"
+	not m.read_only
+	what := volume_reach(m)
+	msg := sprintf("archive put into container %s is not allowed: volume %s, mounted writable at %s, %s, and an archive is written there as root with the owners and modes it carries (setuid binaries, device nodes); write the files on the host instead", [input.vars.name, m.name, m.destination, what])
+}
+
+volume_reach(m) := sprintf("%s (local driver options)", [data.sockproxy.lib.volume.kind_text[m.local_mount]]) if {
+	m.local_mount in {"bind", "overlay", "device", "network"}
+}
+
+volume_reach(m) := sprintf("has driver %s, which may keep it anywhere", [m.driver]) if {
+	m.driver
+	m.driver != "local"
+}
+
 # --- container.commit: the image's config (body) and Dockerfile changes
 
 deny contains msg if {

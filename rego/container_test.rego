@@ -96,6 +96,13 @@ test_archive_put_refused_into_writable_host_binds if {
 	count(sockproxy.deny) == 0 with input as put({"kind": "container", "no_new_privileges": true, "mounts": [{"type": "volume", "name": "v", "source": "/var/lib/docker/volumes/v/_data", "destination": "/v", "read_only": false}]})
 }
 
+test_archive_put_refused_into_writable_volumes_that_reach_the_host if {
+	vol := {"type": "volume", "name": "v", "source": "/var/lib/docker/volumes/v/_data", "destination": "/data", "driver": "local", "read_only": false}
+	sockproxy.deny == {"archive put into container sandbox is not allowed: volume v, mounted writable at /data, binds a host path (local driver options), and an archive is written there as root with the owners and modes it carries (setuid binaries, device nodes); write the files on the host instead"} with input as put({"kind": "container", "no_new_privileges": true, "mounts": [object.union(vol, {"local_mount": "bind"})]})
+	sockproxy.deny == {"archive put into container sandbox is not allowed: volume v, mounted writable at /data, has driver sshfs, which may keep it anywhere, and an archive is written there as root with the owners and modes it carries (setuid binaries, device nodes); write the files on the host instead"} with input as put({"kind": "container", "no_new_privileges": true, "mounts": [object.union(vol, {"driver": "sshfs"})]})
+	count(sockproxy.deny) == 0 with input as put({"kind": "container", "no_new_privileges": true, "mounts": [vol, object.union(vol, {"local_mount": "tmpfs"}), object.union(vol, {"local_mount": "bind", "read_only": true})]})
+}
+
 test_archive_get_and_export_allowed if {
 	count(sockproxy.deny) == 0 with input as req("container.archive.get", {"method": "GET"})
 	count(sockproxy.deny) == 0 with input as req("container.export", {"method": "GET"})

@@ -86,6 +86,11 @@ type TargetMount struct {
 	Destination string `json:"destination"`
 	Driver      string `json:"driver,omitempty"`
 	ReadOnly    bool   `json:"read_only"`
+	// LocalMount classifies a writable local volume by its driver options,
+	// as for mounts ("" plain, "bind", "overlay", "network", "tmpfs",
+	// "device"); looked up for container.archive.put only, omitted when
+	// empty.
+	LocalMount string `json:"local_mount,omitempty"`
 }
 
 // ExecInfo is what the normalizer needs of an exec instance.
@@ -318,7 +323,33 @@ func (n *normalizer) resolveTarget(in *Input, body any) error {
 			t.Container = c
 		}
 	}
+	if in.Operation == "container.archive.put" {
+		if err := n.classifyVolumes(t); err != nil {
+			return err
+		}
+	}
 	in.Target = t
+	return nil
+}
+
+// classifyVolumes fills LocalMount for the writable local volumes of an
+// archive put's container: one whose options bind a host path takes the
+// archive's files, written as root, onto the host.
+func (n *normalizer) classifyVolumes(t *Target) error {
+	for i := range t.Mounts {
+		m := &t.Mounts[i]
+		if m.Type != "volume" || m.ReadOnly || m.Driver != "local" || m.Name == "" {
+			continue
+		}
+		v, err := n.opts.Daemon.InspectVolume(n.ctx, m.Name)
+		if errors.Is(err, ErrNotFound) {
+			continue // gone meanwhile: dockerd will not write there either
+		}
+		if err != nil {
+			return lookupError("volume "+m.Name, err)
+		}
+		m.LocalMount, _ = localMount(v.Options)
+	}
 	return nil
 }
 
