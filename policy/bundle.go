@@ -159,6 +159,10 @@ func registerFleet(f *Fleet) {
 	activatorOnce.Do(func() {
 		bundle.RegisterActivator(activatorID, fleetActivator{})
 		bundle.RegisterDefaultBundleActivator(activatorID)
+		// With a default activator set, every rego.New without a store of
+		// its own (the tester, checks) asks OPA's extension store func,
+		// nil until set: give it OPA's plain in-memory store.
+		bundle.RegisterStoreFunc(inmem.New)
 	})
 	fleetsMu.Lock()
 	fleets[f.store] = f

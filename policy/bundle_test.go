@@ -19,6 +19,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/bundle"
 	bundleplugin "github.com/open-policy-agent/opa/v1/plugins/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
 
 	"github.com/sockproxy/sockproxy/proxy"
 )
@@ -497,4 +498,21 @@ func anyStrings(v any) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// OPA's bundle activator is process-wide: once a fleet has registered one,
+// a plain rego.New (the tester, policy checks) must still get a store.
+func TestFleetLeavesPlainRegoWorking(t *testing.T) {
+	in, body := openHandsInput(t)
+	e := newEngine(t, Options{Data: openHandsRoots, Build: staticBuilder(in, body)})
+	r, _ := newReloader(t, e, nil)
+	f, err := StartFleet(context.Background(), FleetOptions{Config: map[string]any{"labels": map[string]any{"site": "test"}}, ID: "host-8", Reloader: r, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Stop(context.Background())
+	rs, err := rego.New(rego.Query("x := 1 + 1")).Eval(context.Background())
+	if err != nil || len(rs) != 1 || fmt.Sprint(rs[0].Bindings["x"]) != "2" {
+		t.Fatalf("plain rego after a fleet: %v %v", rs, err)
+	}
 }
