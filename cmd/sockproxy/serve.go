@@ -239,7 +239,8 @@ func buildEngine(ctx context.Context, s serveSettings, rt http.RoundTripper, log
 		return nil, nil
 	}
 	opts := policyOptions(s.cfg, logger)
-	opts.Input.Daemon = input.NewHTTPDaemon(rt, "")
+	// Predefined networks (bridge for nearly every create) from memory: see policy.NetworkCache.
+	opts.Input.Daemon = policy.NewNetworkCache(input.NewHTTPDaemon(rt, ""), 0)
 	opts.Build = versionedBuilder(opts.Input, newAPIVersionSource(rt, logger))
 	return policy.NewEngine(ctx, opts)
 }
