@@ -455,35 +455,9 @@ type knownDifference struct {
 
 type knownDifferenceList []*knownDifference
 
-const (
-	whyPrefix = "an operation on an object dockerd does not know gets a 404 from the proxy itself (policy/input notFound), " +
-		"whose message gains a \"sockproxy refused <operation>: \" prefix (proxy.refuse)"
-	whyText = "the proxy's own 404 for an object dockerd does not know is not dockerd's message for that operation"
-)
-
-// missingRef is the normalized name the not-found case uses.
-const missingRef = "sp-e2et-RUN-S-missing"
-
-func knownMsg(command, proxied, direct, why string) *knownDifference {
-	return &knownDifference{command: command, proxied: regexp.MustCompile(regexp.QuoteMeta(proxied)), direct: direct, why: why}
-}
-
-var knownDifferences = knownDifferenceList{
-	{proxied: regexp.MustCompile(`sockproxy refused [a-z.]+: (No such [a-z]+: )`), direct: "$1", why: whyPrefix},
-	knownMsg("docker kill "+missingRef, "daemon: No such container: "+missingRef,
-		"daemon: Cannot kill container: "+missingRef+": No such container: "+missingRef, whyText),
-	knownMsg("docker network rm "+missingRef, "daemon: No such network: "+missingRef,
-		"daemon: network "+missingRef+" not found", whyText),
-	// dockerd looks the container up first.
-	knownMsg("docker network connect "+missingRef+" "+missingRef, "daemon: No such network: "+missingRef,
-		"daemon: No such container: "+missingRef, whyText),
-	knownMsg("docker network disconnect "+missingRef+" "+missingRef, "daemon: No such network: "+missingRef,
-		"daemon: No such container: "+missingRef, whyText),
-	knownMsg("docker volume rm "+missingRef, "daemon: No such volume: "+missingRef,
-		"daemon: get "+missingRef+": no such volume", whyText),
-	knownMsg("docker rmi "+missingRef, "daemon: No such image: "+missingRef+"\n",
-		"daemon: No such image: "+missingRef+":latest\n", whyText),
-}
+// knownDifferences is empty: the synthesized 404s for missing objects it
+// once listed now carry dockerd's own words.
+var knownDifferences = knownDifferenceList{}
 
 // rewrite applies the known differences to a normalized proxied transcript.
 func (l knownDifferenceList) rewrite(t *testing.T, transcript string) string {

@@ -268,12 +268,16 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 	}
 	in, body, err := e.build(ctx, req)
 	if err != nil {
-		return proxy.Decision{
+		d := proxy.Decision{
 			Allow:    false,
 			Status:   inputErrorStatus(err),
 			Reasons:  []string{err.Error()},
 			Revision: rev.ID,
 		}
+		if re := (*input.RequestError)(nil); errors.As(err, &re) && re.DaemonWords {
+			d.Message = re.Message
+		}
+		return d
 	}
 	res := rev.Evaluate(ctx, in, body, e.EvalTimeout())
 	d := proxy.Decision{

@@ -68,6 +68,11 @@ type Decision struct {
 	Warnings []string
 	// Status is the HTTP status of a refusal; 0 means 403.
 	Status int
+	// Message, when set, is a refusal's whole message, sent as is instead
+	// of "sockproxy refused <operation>: <reasons>": the decider answers in
+	// dockerd's own words (a missing object), so clients print what they
+	// would print without the proxy.
+	Message string
 	// Body, when non-nil, replaces the request body that is forwarded: a
 	// decider that canonicalizes the body forwards exactly what it judged.
 	Body []byte

@@ -192,11 +192,15 @@ func (p *Proxy) serveRequest(cc *clientConn, r *http.Request) (keepAlive bool) {
 		if status == 0 {
 			status = http.StatusForbidden
 		}
-		reason := "no reason given"
-		if len(dec.Reasons) > 0 {
-			reason = strings.Join(dec.Reasons, "; ")
+		message := dec.Message
+		if message == "" {
+			reason := "no reason given"
+			if len(dec.Reasons) > 0 {
+				reason = strings.Join(dec.Reasons, "; ")
+			}
+			message = fmt.Sprintf("sockproxy refused %s: %s", op.Name, reason)
 		}
-		return p.refuse(cc, r, body, x, "deny", status, fmt.Sprintf("sockproxy refused %s: %s", op.Name, reason), "")
+		return p.refuse(cc, r, body, x, "deny", status, message, "")
 	}
 
 	if p.cfg.Auditor != nil {

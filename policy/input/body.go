@@ -20,6 +20,9 @@ import (
 type RequestError struct {
 	Status  int
 	Message string
+	// DaemonWords: Message is what dockerd itself answers (a missing
+	// object), to be sent without the proxy's prefix.
+	DaemonWords bool
 }
 
 func (e *RequestError) Error() string { return e.Message }

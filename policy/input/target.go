@@ -279,7 +279,52 @@ func TargetOperations() []string {
 // notFound is the answer for a reference the daemon does not know: what
 // dockerd would answer, without asking the policy.
 func notFound(kind, ref string) error {
-	return &RequestError{Status: http.StatusNotFound, Message: fmt.Sprintf("No such %s: %s", kind, ref)}
+	return &RequestError{Status: http.StatusNotFound, Message: fmt.Sprintf("No such %s: %s", kind, ref), DaemonWords: true}
+}
+
+// notFoundFor words a missing target's answer as dockerd does for op where
+// its handler says more than its inspect would (dockerd 20.10 to 28).
+func notFoundFor(op, ref string, err error) error {
+	var re *RequestError
+	if !errors.As(err, &re) || re.Status != http.StatusNotFound {
+		return err
+	}
+	var msg string
+	switch op {
+	case "container.kill":
+		msg = fmt.Sprintf("Cannot kill container: %s: %s", ref, re.Message)
+	case "network.delete":
+		msg = fmt.Sprintf("network %s not found", ref)
+	case "volume.delete":
+		msg = fmt.Sprintf("get %s: no such volume", ref)
+	case "image.delete":
+		msg = "No such image: " + withDefaultTag(ref)
+	default:
+		return err
+	}
+	return &RequestError{Status: http.StatusNotFound, Message: msg, DaemonWords: true}
+}
+
+// withDefaultTag is ref as dockerd names a missing image it was asked to
+// delete: a name without tag or digest gains ":latest" (a full ID does not).
+func withDefaultTag(ref string) string {
+	if fullImageID(ref) || strings.Contains(ref, "@") || strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") {
+		return ref
+	}
+	return ref + ":latest"
+}
+
+func fullImageID(ref string) bool {
+	hex := strings.TrimPrefix(ref, "sha256:")
+	if len(hex) != 64 {
+		return false
+	}
+	for _, c := range hex {
+		if !strings.ContainsRune("0123456789abcdef", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // resolveTarget fills in.Target for operations that act on an existing
@@ -303,10 +348,7 @@ func (n *normalizer) resolveTarget(in *Input, body any) error {
 		// is refused, an empty name does not route).
 		return nil
 	}
-	t, err := n.lookupTarget(spec.kind, ref)
-	if err != nil {
-		return err
-	}
+	var container *Target
 	if in.Operation == "network.connect" || in.Operation == "network.disconnect" {
 		var cref string
 		switch b := body.(type) {
@@ -316,13 +358,20 @@ func (n *normalizer) resolveTarget(in *Input, body any) error {
 			cref = b.Container
 		}
 		if cref != "" {
+			// Before the network, as dockerd does: a missing container is
+			// what it reports when both are missing.
 			c, err := n.lookupTarget("container", cref)
 			if err != nil {
 				return err
 			}
-			t.Container = c
+			container = c
 		}
 	}
+	t, err := n.lookupTarget(spec.kind, ref)
+	if err != nil {
+		return notFoundFor(in.Operation, ref, err)
+	}
+	t.Container = container
 	if in.Operation == "container.archive.put" {
 		if err := n.classifyVolumes(t); err != nil {
 			return err
