@@ -204,36 +204,49 @@ func BenchmarkEvaluatePing(b *testing.B) {
 
 // BenchmarkDecideCreateLive is the OpenHands-like create (image
 // sockproxy-test:latest) decided the way `sockproxy serve` decides it:
-// input.Build with its lookups sent to the real dockerd over its socket,
-// then evaluation. build-p50-ns is input.Build alone (lookups included),
-// the rest is conversion, evaluation and verdict.
+// input.Build with its lookups sent to the real dockerd over its socket
+// (through NetworkCache as serve does, and without it), then evaluation.
+// build-p50-ns is input.Build alone (lookups included), the rest is
+// conversion, evaluation and verdict.
 func BenchmarkDecideCreateLive(b *testing.B) {
 	sock := dockertest.Require(b)
-	rt := &http.Transport{MaxIdleConnsPerHost: 8, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}
-	defer rt.CloseIdleConnections()
-	inOpts := input.Options{Daemon: input.NewHTTPDaemon(rt, ""), HostFS: input.HostFS{Root: hostRoot(b)}}
-	var builds []time.Duration
-	build := func(ctx context.Context, req *proxy.Request) (*input.Input, []byte, error) {
-		t0 := time.Now()
-		in, body, err := input.Build(ctx, req, inOpts)
-		builds = append(builds, time.Since(t0))
-		return in, body, err
-	}
-	e := newEngine(b, Options{Data: openHandsRoots, Build: build})
-	req := openHandsRequest(strings.Replace(openHandsBody, "docker.openhands.dev/openhands/runtime:0.62-nikolaik", "sockproxy-test:latest", 1))
-	ctx := context.Background()
-	if d := e.Decide(ctx, req); !d.Allow {
-		b.Fatalf("refused: %v", d.Reasons)
-	}
-	builds = builds[:0]
-	benchLatency(b, func() {
-		if d := e.Decide(ctx, req); !d.Allow {
-			b.Fatal("refused")
+	for _, cached := range []bool{true, false} {
+		name := "netcache"
+		if !cached {
+			name = "uncached"
 		}
-	})
-	slices.Sort(builds)
-	b.ReportMetric(float64(builds[len(builds)/2].Nanoseconds()), "build-p50-ns")
+		b.Run(name, func(b *testing.B) {
+			rt := &http.Transport{MaxIdleConnsPerHost: 8, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			}}
+			defer rt.CloseIdleConnections()
+			var daemon input.Daemon = input.NewHTTPDaemon(rt, "")
+			if cached {
+				daemon = NewNetworkCache(input.NewHTTPDaemon(rt, ""), 0)
+			}
+			inOpts := input.Options{Daemon: daemon, HostFS: input.HostFS{Root: hostRoot(b)}}
+			var builds []time.Duration
+			build := func(ctx context.Context, req *proxy.Request) (*input.Input, []byte, error) {
+				t0 := time.Now()
+				in, body, err := input.Build(ctx, req, inOpts)
+				builds = append(builds, time.Since(t0))
+				return in, body, err
+			}
+			e := newEngine(b, Options{Data: openHandsRoots, Build: build})
+			req := openHandsRequest(strings.Replace(openHandsBody, "docker.openhands.dev/openhands/runtime:0.62-nikolaik", "sockproxy-test:latest", 1))
+			ctx := context.Background()
+			if d := e.Decide(ctx, req); !d.Allow {
+				b.Fatalf("refused: %v", d.Reasons)
+			}
+			builds = builds[:0]
+			benchLatency(b, func() {
+				if d := e.Decide(ctx, req); !d.Allow {
+					b.Fatal("refused")
+				}
+			})
+			slices.Sort(builds)
+			b.ReportMetric(float64(builds[len(builds)/2].Nanoseconds()), "build-p50-ns")
+		})
+	}
 }
