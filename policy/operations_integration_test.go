@@ -632,7 +632,6 @@ func TestOperationsThroughProxy(t *testing.T) {
 				want: []string{"operation " + op + " is refused by the policy (operations: deny)"}}
 		}
 		for _, tc := range []refusal{
-			deny("plugin.list", "GET", "/plugins", ""),
 			deny("plugin.privileges", "GET", "/plugins/privileges?remote=sp-test/plugin", ""),
 			deny("plugin.pull", "POST", "/plugins/pull?remote=sp-test/plugin&name=sp-test-plugin", `[{"Name": "mount", "Value": ["/"]}]`),
 			deny("plugin.create", "POST", "/plugins/create?name=sp-test-plugin", ""),
