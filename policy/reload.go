@@ -131,7 +131,9 @@ func (r *Reloader) try(ctx context.Context, cause string, dirs []string, data ma
 	start := time.Now()
 	src, tests := bundleSource(bundles)
 	src.Dirs, src.Data = dirs, data
+	done := CompileMemory()
 	rev, report, err := Validate(ctx, src, tests)
+	done()
 	res := ReloadResult{Cause: cause, Tests: report, Err: err, At: start}
 	if err == nil {
 		old := r.engine.Revision()
@@ -141,7 +143,6 @@ func (r *Reloader) try(ctx context.Context, cause string, dirs []string, data ma
 		}
 	}
 	res.Revision = r.engine.Revision()
-	ReleaseCompileMemory()
 	res.Duration = time.Since(start)
 	r.attempts.Add(1)
 	if err != nil {
