@@ -8,6 +8,7 @@ package sockproxy.lib.create
 settings := data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.mounts
+import data.sockproxy.lib.network
 import data.sockproxy.lib.util
 
 deny contains "container.create without normalized facts (input.container): refused" if {
@@ -95,12 +96,13 @@ default_network_allowed if {
 	x in settings.allowed_networks
 }
 
+# A named network may be joined as at network.connect: listed, or (with
+# ownership on) the caller's own.
 deny contains msg if {
 	some n in input.container.networks
 	n.mode == "named"
 	n.found
-	not n.name in settings.allowed_networks
-	not n.id in settings.allowed_networks
+	not network.joinable(n)
 	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(settings.allowed_networks)])
 }
 

@@ -38,12 +38,11 @@ deny contains msg if {
 	msg := sprintf("network %s is not allowed: only %s allowed", [text, util.list_text(settings.allowed_networks)])
 }
 
+# The reference as sent, when the daemon did not resolve it (no daemon).
 allowed if name in settings.allowed_networks
 
-allowed if {
-	id != ""
-	id in settings.allowed_networks
-}
+# The network the daemon resolved (the target of a connect is always one).
+allowed if joinable(input.target)
 
 # "default" is the bridge network's other name.
 allowed if {
@@ -51,12 +50,21 @@ allowed if {
 	"default" in settings.allowed_networks
 }
 
-# With ownership on, a caller's own networks (created through the proxy,
-# judged by the network.create rules) may be joined.
-allowed if {
+# joinable(n): a container may join the resolved network n (name, id,
+# owner), at connect and at create (container.networks[] in create.rego):
+# it is listed in allowed_networks by name or ID, or, with ownership on, the
+# caller owns it (created through the proxy, judged by the network.create
+# rules).
+joinable(n) if n.name in settings.allowed_networks
+
+joinable(n) if {
+	n.id != ""
+	n.id in settings.allowed_networks
+}
+
+joinable(n) if {
 	settings.ownership.enabled
-	input.target.kind == "network"
-	ownership.owns(input.target)
+	ownership.owns(n)
 }
 
 deny contains "network host is not allowed: it shares the host's network namespace" if {

@@ -112,3 +112,28 @@ test_filter_for_lists if {
 	sockproxy.filter == {"label": "io.sockproxy.owner.uid", "values": [], "include_unowned": true} with input as object.union(list, {"caller": anonymous, "operation": "system.events"})
 		with data.sockproxy.config.ownership as object.union(on, {"unowned": "anyone"})
 }
+
+# container.create names networks as network.connect joins them: with
+# ownership on, the caller's own network counts as allowed (network.joinable).
+named(uid) := n if {
+	n := {"ref": "team-net", "mode": "named", "name": "team-net", "id": "abcd", "found": true, "driver": "bridge", "labels": {}, "owner": owner(uid, "")}
+}
+
+test_create_on_own_network_allowed if {
+	count(f.deny(f.set("/container/networks/0", named(1000)))) == 0 with data.sockproxy.config.ownership as on
+	f.deny(f.set("/container/networks/0", named(1000))) == {"network team-net is not allowed: only default, bridge, none allowed"}
+	f.deny(f.set("/container/networks/0", named(1001))) == {"network team-net is not allowed: only default, bridge, none allowed"} with data.sockproxy.config.ownership as on
+}
+
+test_create_second_network_needs_owner_too if {
+	nets := [named(1000), object.union(named(1001), {"ref": "bob-net", "name": "bob-net", "id": "beef"})]
+	f.deny(f.set("/container/networks", nets)) == {"network bob-net is not allowed: only default, bridge, none allowed"} with data.sockproxy.config.ownership as on
+}
+
+test_create_on_unowned_network_as_at_connect if {
+	n := object.remove(named(-1), ["owner"])
+	f.deny(f.set("/container/networks/0", n)) == {"network team-net is not allowed: only default, bridge, none allowed"} with data.sockproxy.config.ownership as on
+	count(f.deny(f.set("/container/networks/0", n))) == 0 with data.sockproxy.config.ownership as object.union(on, {"unowned": "anyone"})
+	count(sockproxy.deny) == 0 with input as connect(network(-1), container(1000, "alice"), alice)
+		with data.sockproxy.config.ownership as object.union(on, {"unowned": "anyone"})
+}

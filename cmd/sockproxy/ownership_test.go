@@ -223,9 +223,11 @@ func TestOwnershipTwoCallers(t *testing.T) {
 	cA, nA, vA := prefix+"c-alice", prefix+"n-alice", prefix+"v-alice"
 	cB, nB, vB := prefix+"c-bob", prefix+"n-bob", prefix+"v-bob"
 	endA, endB := prefix+"end-alice", prefix+"end-bob"
+	cAnet, cBnet := prefix+"c-alice-on-n-alice", prefix+"c-bob-on-n-alice"
 	direct := dockertest.Client(upstream)
 	t.Cleanup(func() {
 		for _, path := range []string{"/containers/" + cA + "?force=1", "/containers/" + cB + "?force=1",
+			"/containers/" + cAnet + "?force=1", "/containers/" + cBnet + "?force=1",
 			"/networks/" + nA, "/networks/" + nB, "/volumes/" + vA, "/volumes/" + vB, "/volumes/" + endA, "/volumes/" + endB} {
 			req, _ := http.NewRequest(http.MethodDelete, "http://d"+path, nil)
 			if resp, err := direct.Do(req); err == nil {
@@ -273,6 +275,20 @@ func TestOwnershipTwoCallers(t *testing.T) {
 	}
 	admin.ok("network", "inspect", nA)
 	admin.ok("volume", "inspect", vA)
+
+	// A network is named at create as it is joined at connect: its owner
+	// may create a container on it (NetworkMode and EndpointsConfig both
+	// name it: docker create --network), nobody else, though neither
+	// network is in allowed_networks.
+	alice.ok("create", "--name", cAnet, "--network", nA, dockertest.NonRootImage, "true")
+	if got := strings.TrimSpace(admin.ok("inspect", "--format", "{{.HostConfig.NetworkMode}}", cAnet)); got != nA {
+		t.Errorf("container %s network mode %q, want %s", cAnet, got, nA)
+	}
+	alice.ok("rm", cAnet)
+	bob.refused("network "+nA+" is not allowed", "create", "--name", cBnet, "--network", nA, dockertest.NonRootImage, "true")
+	if _, err := admin.run("inspect", cBnet); err == nil {
+		t.Errorf("bob's refused create on alice's network made container %s", cBnet)
+	}
 
 	// Lists: each caller sees its own objects, the admin all.
 	lists := [][]string{

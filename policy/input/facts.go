@@ -279,6 +279,9 @@ func (n *normalizer) network(ref string) (Network, error) {
 	}
 	nw.Found, nw.Name, nw.ID, nw.Driver = true, info.Name, info.ID, info.Driver
 	nw.Options = info.Options
+	nw.Labels = info.Labels
+	owner := ownerOf(info.Labels)
+	nw.Owner = &owner
 	return nw, nil
 }
 

@@ -163,6 +163,11 @@ type Network struct {
 	Driver string `json:"driver,omitempty"`
 	// Options of the resolved network (e.g. macvlan "parent").
 	Options map[string]string `json:"options,omitempty"`
+	// Labels of the resolved network, and the owner its owner labels name
+	// (as target.owner): set for every network the daemon resolved, so that
+	// a create may name a network the caller owns, as a connect may join it.
+	Labels map[string]string `json:"labels,omitempty"`
+	Owner  *Owner            `json:"owner,omitempty"`
 	// Container is the referenced container for Mode "container".
 	Container  string            `json:"container,omitempty"`
 	Aliases    []string          `json:"aliases,omitempty"`
