@@ -23,7 +23,7 @@ import data.sockproxy.lib.volume
 # The operations the library has rules for: "judge" means nothing for others.
 judged_operations := {
 	"container.create", "container.start", "container.update", "container.archive.put", "container.commit",
-	"exec.create", "network.connect", "network.create", "volume.create",
+	"exec.create", "exec.start", "network.connect", "network.create", "volume.create",
 	"image.create", "image.tag", "image.push", "image.build",
 }
 
@@ -90,7 +90,7 @@ warn contains msg if {
 }
 
 deny contains msg if {
-	input.operation == "exec.create"
+	input.operation in {"exec.create", "exec.start"}
 	action == "judge"
 	some msg in exec.deny
 }

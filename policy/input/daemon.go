@@ -51,6 +51,13 @@ type ContainerInfo struct {
 	UsernsMode   string
 	CgroupnsMode string
 	Privileged   bool
+	// What else of HostConfig reaches the host, for the target of an
+	// exec (Target.HostAccess): capabilities as stored, device host paths,
+	// device cgroup rules and security options.
+	CapAdd            []string
+	Devices           []string
+	DeviceCgroupRules []string
+	SecurityOpt       []string
 }
 
 // ContainerMount is one entry of a container's inspect "Mounts".
@@ -193,7 +200,8 @@ func (d *HTTPDaemon) InspectContainer(ctx context.Context, ref string) (*Contain
 		HostConfig *struct {
 			NetworkMode, PidMode, IpcMode, UTSMode, UsernsMode, CgroupnsMode string
 			Privileged                                                       bool
-			SecurityOpt                                                      []string
+			SecurityOpt, CapAdd, DeviceCgroupRules                           []string
+			Devices                                                          []struct{ PathOnHost string }
 		}
 		Mounts []ContainerMount
 	}
@@ -211,6 +219,10 @@ func (d *HTTPDaemon) InspectContainer(ctx context.Context, ref string) (*Contain
 		info.NetworkMode, info.PidMode, info.IpcMode = h.NetworkMode, h.PidMode, h.IpcMode
 		info.UTSMode, info.UsernsMode, info.CgroupnsMode = h.UTSMode, h.UsernsMode, h.CgroupnsMode
 		info.Privileged = h.Privileged
+		info.CapAdd, info.DeviceCgroupRules, info.SecurityOpt = h.CapAdd, h.DeviceCgroupRules, h.SecurityOpt
+		for _, d := range h.Devices {
+			info.Devices = append(info.Devices, d.PathOnHost)
+		}
 		for _, o := range h.SecurityOpt {
 			switch o {
 			case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true":

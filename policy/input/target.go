@@ -55,6 +55,11 @@ type Target struct {
 	// cgroupns ("" = dockerd's default).
 	Namespaces map[string]string `json:"namespaces,omitempty"`
 	Mounts     []TargetMount     `json:"mounts,omitempty"`
+	// HostAccess is what the container reaches of the host, in the shapes
+	// of container.create's facts, so that the create rules judge it for
+	// exec.create and exec.start (every exec'd process shares it); nil for
+	// other operations.
+	HostAccess *HostAccess `json:"host_access,omitempty"`
 
 	// Networks and volumes.
 	Driver   string            `json:"driver,omitempty"`
@@ -68,6 +73,23 @@ type Target struct {
 	// Container is, for network.connect and network.disconnect, the
 	// container the body names, resolved the same way.
 	Container *Target `json:"container,omitempty"`
+}
+
+// HostAccess is an existing container's settings that reach the host, as
+// the facts of the create that would have made it.
+type HostAccess struct {
+	// Namespaces from the stored modes: Host and Container as for a create
+	// (container: chains followed); Default is always false (inspect does
+	// not tell a default from a request), and cgroupns host counts as the
+	// host's only on a cgroup v2 host (on v1 it is dockerd's default).
+	Namespaces Namespaces `json:"namespaces"`
+	// Privileges from Privileged, CapAdd, Devices, DeviceCgroupRules and
+	// SecurityOpt; the other fields are left empty.
+	Privileges Privileges `json:"privileges"`
+	// Mounts from inspect's Mounts, read as VolumesFrom reads another
+	// container's (origin "container"): binds resolved on the host, named
+	// volumes looked up and their local-driver options classified.
+	Mounts []Mount `json:"mounts"`
 }
 
 // Owner is the creator an object's owner labels name.
@@ -377,6 +399,15 @@ func (n *normalizer) resolveTarget(in *Input, body any) error {
 			return err
 		}
 	}
+	if in.Operation == "exec.create" || in.Operation == "exec.start" {
+		cref := ref
+		if spec.kind == "exec" {
+			cref = t.ID // looked up by the exec's container ID
+		}
+		if t.HostAccess, err = n.hostAccess(cref); err != nil {
+			return err
+		}
+	}
 	in.Target = t
 	return nil
 }
@@ -400,6 +431,95 @@ func (n *normalizer) classifyVolumes(t *Target) error {
 		m.LocalMount, _ = localMount(v.Options)
 	}
 	return nil
+}
+
+// hostAccess reads what the container ref (already looked up) reaches of
+// the host, reusing the create normalizer's readings of each setting.
+func (n *normalizer) hostAccess(ref string) (*HostAccess, error) {
+	c, err := n.container(ref)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, notFound("container", ref) // removed meanwhile
+	}
+	h := &HostAccess{}
+	devices := make([]container.DeviceMapping, 0, len(c.Devices))
+	for _, d := range c.Devices {
+		devices = append(devices, container.DeviceMapping{PathOnHost: d})
+	}
+	h.Privileges = n.privileges(&container.HostConfig{Privileged: c.Privileged, CapAdd: c.CapAdd, SecurityOpt: requestedSecurityOpt(c),
+		Resources: container.Resources{Devices: devices, DeviceCgroupRules: c.DeviceCgroupRules}})
+	if h.Namespaces, err = n.targetNamespaces(c); err != nil {
+		return nil, err
+	}
+	// Read as VolumesFrom reads another container's mounts, from the cache
+	// under the container's ID (no second inspect).
+	n.containers[c.ID] = c
+	if h.Mounts, err = n.volumesFrom(c.ID); err != nil {
+		return nil, err
+	}
+	for i := range h.Mounts {
+		h.Mounts[i].Origin, h.Mounts[i].FromContainer = "container", ""
+		if h.Mounts[i].DriverOptions == nil {
+			h.Mounts[i].DriverOptions = map[string]string{}
+		}
+	}
+	if h.Mounts == nil {
+		h.Mounts = []Mount{}
+	}
+	return h, nil
+}
+
+// requestedSecurityOpt is a container's SecurityOpt without the
+// "label=disable" dockerd appends itself to a privileged or host pid or ipc
+// container's when its create named no label option (generateSecurityOpt):
+// that follows from settings judged on their own, and refusing it would
+// refuse every exec into a container a profile allowed host pid.
+func requestedSecurityOpt(c *ContainerInfo) []string {
+	opts := c.SecurityOpt
+	last := len(opts) - 1
+	if last < 0 || opts[last] != "label=disable" || !(c.Privileged || c.PidMode == "host" || c.IpcMode == "host") {
+		return opts
+	}
+	for _, o := range opts[:last] {
+		if strings.Split(o, "=")[0] == "label" {
+			return opts // the create named a label option: dockerd added none
+		}
+	}
+	return opts[:last]
+}
+
+// targetNamespaces reads a container's stored namespace modes as a
+// create's: the host's directly, through container: chains, or (network)
+// through a network whose driver is host.
+func (n *normalizer) targetNamespaces(c *ContainerInfo) (Namespaces, error) {
+	var ns Namespaces
+	var err error
+	if ns.Network, err = n.shared(Namespace{Mode: c.NetworkMode}, func(c *ContainerInfo) string { return c.NetworkMode }); err != nil {
+		return ns, err
+	}
+	switch m := c.NetworkMode; {
+	case m == "" || m == "default" || m == "bridge" || m == "host" || m == "none" || strings.HasPrefix(m, "container:"):
+	default:
+		nw, err := n.network(m)
+		if err != nil {
+			return ns, err
+		}
+		ns.Network.Host = ns.Network.Host || nw.Driver == "host"
+	}
+	if ns.PID, err = n.shared(Namespace{Mode: c.PidMode}, func(c *ContainerInfo) string { return c.PidMode }); err != nil {
+		return ns, err
+	}
+	if ns.IPC, err = n.shared(Namespace{Mode: c.IpcMode}, func(c *ContainerInfo) string { return c.IpcMode }); err != nil {
+		return ns, err
+	}
+	if ns.UTS, err = n.shared(Namespace{Mode: c.UTSMode}, func(c *ContainerInfo) string { return c.UTSMode }); err != nil {
+		return ns, err
+	}
+	ns.User = Namespace{Mode: c.UsernsMode, Host: c.UsernsMode == "host"}
+	ns.Cgroup = Namespace{Mode: c.CgroupnsMode, Host: c.CgroupnsMode == "host" && n.opts.cgroupV2()}
+	return ns, nil
 }
 
 func (n *normalizer) lookupTarget(kind, ref string) (*Target, error) {
