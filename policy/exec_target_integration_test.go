@@ -1,0 +1,110 @@
+package policy
+
+// Integration test of the exec rules on the target container: containers
+// made directly on dockerd (as an administrator would, or before the proxy
+// was installed) with settings the caller's create would be refused; a
+// non-root exec into them through the proxy is refused naming the setting,
+// at exec.create and at exec.start, and leaves no exec instance behind.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/sockproxy/sockproxy/internal/dockertest"
+)
+
+func TestExecIntoHostReachingContainers(t *testing.T) {
+	sock := dockertest.Require(t)
+	api := docker{t: t, c: dockertest.Client(sock)}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	prefix := "sp-exectarget-" + hex.EncodeToString(b)
+
+	ctr := func(name, hostConfig string) string {
+		return runContainer(t, api, prefix+"-"+name, `{"Image": "`+dockertest.NonRootImage+`", "Cmd": ["sleep", "600"], "HostConfig": `+hostConfig+`}`, true)
+	}
+	hostPID := ctr("pid", `{"PidMode": "host"}`)
+	sysAdmin := ctr("cap", `{"CapAdd": ["SYS_ADMIN"]}`)
+	rootBind := ctr("root", `{"Binds": ["/:/host"]}`)
+	dockerSock := ctr("sock", `{"Binds": ["`+sock+`:/var/run/docker.sock"]}`)
+	hardened := ctr("plain", `{"SecurityOpt": ["no-new-privileges"], "CapDrop": ["ALL"], "ReadonlyRootfs": true, "Tmpfs": {"/tmp": ""}}`)
+	all := []string{hostPID, sysAdmin, rootBind, dockerSock, hardened}
+
+	execIDs := func() map[string][]string {
+		out := map[string][]string{}
+		for _, id := range all {
+			var c struct{ ExecIDs []string }
+			inspect(api, "/containers/"+id+"/json", &c)
+			out[id] = c.ExecIDs
+		}
+		return out
+	}
+	// runAs1000 creates and starts a non-root exec through px and asserts
+	// that it ran as uid 1000.
+	runAs1000 := func(t *testing.T, px docker, id string) {
+		t.Helper()
+		var created struct{ ID string }
+		body := `{"Cmd": ["id", "-u"], "AttachStdout": true, "User": "1000:1000"}`
+		if err := json.Unmarshal(px.on(t).do("POST", "/containers/"+id+"/exec", []byte(body), http.StatusCreated), &created); err != nil {
+			t.Fatal(err)
+		}
+		out := px.on(t).do("POST", "/exec/"+created.ID+"/start", []byte(`{"Detach": false, "Tty": true}`), http.StatusOK)
+		if got := strings.TrimSpace(string(out)); got != "1000" {
+			t.Fatalf("exec ran as uid %q, want 1000", got)
+		}
+	}
+
+	px := startPolicyProxy(t, nil)
+	exec := `{"Cmd": ["id", "-u"], "AttachStdout": true, "User": "1000:1000"}`
+	before := execIDs()
+	expectRefused(t, px, "exec.create", []refusal{
+		{name: "pid host", method: "POST", path: "/containers/" + hostPID + "/exec", body: exec,
+			want: []string{"exec into container " + hostPID + " shares what this caller may not create: pid namespace host is not allowed"}},
+		{name: "cap SYS_ADMIN", method: "POST", path: "/containers/" + sysAdmin + "/exec", body: exec,
+			want: []string{"exec into container " + sysAdmin + " shares what this caller may not create: capability SYS_ADMIN is not allowed"}},
+		{name: "bind of / read-write", method: "POST", path: "/containers/" + rootBind + "/exec", body: exec,
+			want: []string{"exec into container " + rootBind + " shares what this caller may not create: mount /:/host is not under an allowed root"}},
+		{name: "docker socket bind", method: "POST", path: "/containers/" + dockerSock + "/exec", body: exec,
+			want: []string{"exec into container " + dockerSock + " shares what this caller may not create: mount " + sock + ":/var/run/docker.sock is not under an allowed root"}},
+	}, func(t *testing.T) {
+		api.t = t
+		if now := execIDs(); !reflect.DeepEqual(now, before) {
+			t.Fatalf("a refused exec.create made an exec instance: exec IDs %v, were %v", now, before)
+		}
+	})
+	api.t = t
+
+	t.Run("hardened container", func(t *testing.T) { runAs1000(t, px, hardened) })
+
+	// An exec instance made directly on dockerd is judged when it starts
+	// through the proxy, and does not run.
+	var direct struct{ ID string }
+	if err := json.Unmarshal(api.do("POST", "/containers/"+sysAdmin+"/exec", []byte(exec), http.StatusCreated), &direct); err != nil {
+		t.Fatal(err)
+	}
+	expectRefused(t, px, "exec.start", []refusal{
+		{name: "exec made on dockerd", method: "POST", path: "/exec/" + direct.ID + "/start", body: `{"Detach": false, "Tty": true}`,
+			want: []string{"exec into container " + prefix + "-cap shares what this caller may not create: capability SYS_ADMIN is not allowed"}},
+	}, func(t *testing.T) {
+		var x struct {
+			Running bool
+			Pid     int
+		}
+		inspect(api.on(t), "/exec/"+direct.ID+"/json", &x)
+		if x.Running || x.Pid != 0 {
+			t.Fatalf("a refused exec.start ran the exec: %+v", x)
+		}
+	})
+
+	// The caller's own settings decide: a profile that may create host pid
+	// containers may exec into one (dockerd's own label=disable on it is
+	// not held against it).
+	t.Run("pid host allowed by the caller's settings", func(t *testing.T) {
+		runAs1000(t, startPolicyProxy(t, map[string]any{"allowed_host_namespaces": []any{"pid"}}), hostPID)
+	})
+}
