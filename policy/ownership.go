@@ -280,3 +280,8 @@ func (f *eventFilter) labels(ctx context.Context, kind, id string) (map[string]s
 		return v.Labels, nil
 	}
 }
+
+// OwnershipOn reports whether lib enables ownership for anyone, so that
+// owner labels are written into create bodies: tools that judge requests
+// as the engine does (policy eval) build their bodies the same way.
+func OwnershipOn(lib *LibraryConfig) bool { return ownershipOn(lib) }

@@ -32,9 +32,15 @@ Exit 0 allowed, 1 refused, 2 error.
            --facts facts.yaml             supplied offline
            (neither: reported unresolved, as a proxy without a daemon would)
   --replay FILE   judge the requests of audit records again (- for stdin);
-                  --request-id ID picks one. The audit log keeps no bodies:
-                  a create's body is rebuilt from the record's facts unless
-                  --body gives the original.
+                  --request-id ID picks one. The audit log keeps no bodies,
+                  only a forwarded body's SHA-256: a create's or exec's body
+                  is rebuilt from the record's facts unless --body gives the
+                  original (checked against the digest). A record replay
+                  cannot reproduce (another body-judged request without
+                  --body; a target, image or network gone from the daemon)
+                  is reported "not reproduced" with the reason, never as a
+                  refusal: exit 2 for one record; with many it is listed
+                  and counted and the exit status is the verdicts'.
 
 Flags:
 `
@@ -216,12 +222,12 @@ func evalReplay(ctx context.Context, p *toolkit.Policy, opts input.Options, daem
 		return 2
 	}
 	if len(records) == 1 {
-		spec, rebuilt := toolkit.ReplaySpec(&records[0], body)
-		var notes []string
-		if rebuilt {
-			notes = append(notes, toolkit.ReplayNote)
+		rp, err := p.Replay(ctx, &records[0], body, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "sockproxy policy eval: %v\n", err)
+			return 2
 		}
-		return judgeAndPrint(ctx, p, opts, spec, daemonNote, notes, e, stdout, stderr)
+		return printJudgement(p, rp.Spec, rp.Judgement, rp.NotReproduced, daemonNote, rp.Notes, e, stdout, stderr)
 	}
 	// Many records: one line each.
 	worst := 0
@@ -229,48 +235,51 @@ func evalReplay(ctx context.Context, p *toolkit.Policy, opts input.Options, daem
 	for i := range records {
 		r := &records[i]
 		if r.Operation == "" {
-			counts["skipped (not classified when recorded)"]++
+			counts["skipped"]++
 			continue
 		}
-		spec, _ := toolkit.ReplaySpec(r, nil)
-		j, err := judgeSpec(ctx, p, opts, spec)
+		rp, err := p.Replay(ctx, r, nil, opts)
 		if err != nil {
 			fmt.Fprintf(stdout, "%s %s %s: error: %v\n", r.RequestID, r.Method, r.Path, err)
 			worst = 2
 			counts["error"]++
 			continue
 		}
-		verdict := "allowed"
-		if !j.Allow {
+		var verdict string
+		switch j := rp.Judgement; {
+		case rp.NotReproduced != "":
+			// Neither allowed nor refused: listed and counted, and the
+			// exit status stays the verdicts'.
+			verdict = "not reproduced: " + rp.NotReproduced
+		case j.Allow:
+			verdict = "allowed"
+		default:
 			verdict = "refused: " + strings.Join(j.Reasons, "; ")
 			worst = max(worst, 1)
 		}
 		counts[strings.SplitN(verdict, ":", 2)[0]]++
 		fmt.Fprintf(stdout, "%s %s %s (%s, recorded %s): %s\n", r.RequestID, r.Method, r.Path, r.Operation, r.Decision, verdict)
 	}
-	fmt.Fprintf(stdout, "%d records: %d allowed, %d refused, %d errors, %d skipped (revision %s; bodies rebuilt from facts; %s)\n",
-		len(records), counts["allowed"], counts["refused"], counts["error"], counts["skipped (not classified when recorded)"], p.Revision.ID, daemonNote)
+	fmt.Fprintf(stdout, "%d records: %d allowed, %d refused, %d not reproduced, %d errors, %d skipped (not classified when recorded) (revision %s; bodies rebuilt from facts where the record has them; %s)\n",
+		len(records), counts["allowed"], counts["refused"], counts["not reproduced"], counts["error"], counts["skipped"], p.Revision.ID, daemonNote)
 	return worst
 }
 
-func judgeSpec(ctx context.Context, p *toolkit.Policy, opts input.Options, spec toolkit.RequestSpec) (*toolkit.Judgement, error) {
-	req, err := toolkit.Classify(spec)
-	if err != nil {
-		var re *proxy.RouteError
-		if errors.As(err, &re) {
-			// The proxy refuses what it cannot classify, without a policy.
-			return &toolkit.Judgement{Status: re.Status, Reasons: []string{re.Message}, InputError: err}, nil
-		}
-		return nil, err
-	}
-	return p.Judge(ctx, req, opts)
-}
-
 func judgeAndPrint(ctx context.Context, p *toolkit.Policy, opts input.Options, spec toolkit.RequestSpec, daemonNote string, notes []string, e evalFlags, stdout, stderr io.Writer) int {
-	j, err := judgeSpec(ctx, p, opts, spec)
+	j, err := p.JudgeSpec(ctx, spec, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "sockproxy policy eval: %v\n", err)
 		return 2
+	}
+	return printJudgement(p, spec, j, "", daemonNote, notes, e, stdout, stderr)
+}
+
+// printJudgement prints j (nil when the request was not judged) and returns
+// the exit status. notReproduced, from a replay, says why j is no verdict
+// on the recorded request: exit 2, as for a request that cannot be judged.
+func printJudgement(p *toolkit.Policy, spec toolkit.RequestSpec, j *toolkit.Judgement, notReproduced, daemonNote string, notes []string, e evalFlags, stdout, stderr io.Writer) int {
+	if notReproduced != "" {
+		return printNotReproduced(p, spec, j, notReproduced, daemonNote, notes, e, stdout, stderr)
 	}
 	code := 0
 	if !j.Allow {
@@ -344,6 +353,32 @@ func judgeAndPrint(ctx context.Context, p *toolkit.Policy, opts input.Options, s
 		}
 	}
 	return code
+}
+
+func printNotReproduced(p *toolkit.Policy, spec toolkit.RequestSpec, j *toolkit.Judgement, why, daemonNote string, notes []string, e evalFlags, stdout, stderr io.Writer) int {
+	if e.jsonOut {
+		out := map[string]any{
+			"reproduced": false, "not_reproduced": why, "revision": p.Revision.ID,
+			"daemon": daemonNote, "notes": nonNil(notes),
+		}
+		if j != nil && j.Input != nil {
+			out["input"] = j.Input
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintf(stderr, "sockproxy policy eval: %v\n", err)
+		}
+		return 2
+	}
+	fmt.Fprintf(stdout, "request: %s %s\n", spec.Method, spec.Target)
+	fmt.Fprintf(stdout, "caller: %s\n", callerText(spec.Caller))
+	fmt.Fprintf(stdout, "policy revision %s; %s\n", p.Revision.ID, daemonNote)
+	for _, n := range notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	fmt.Fprintf(stdout, "\ndecision: not reproduced (no verdict): %s\n", why)
+	return 2
 }
 
 func printRules(w io.Writer, rules []toolkit.RuleRef) {

@@ -400,3 +400,84 @@ func readAudit(t *testing.T, path string) []audit.Record {
 	slices.SortStableFunc(recs, func(a, b audit.Record) int { return strings.Compare(a.Time, b.Time) })
 	return recs
 }
+
+// eval --replay reports what it cannot reproduce instead of inventing a
+// refusal: requests recorded by the real proxy against the real dockerd,
+// then the objects removed. A network.create is judged on its body, which
+// the audit log does not keep (only its SHA-256): not reproduced, until the
+// body is given (checked against the digest). An exec into a container
+// that is gone now is not reproduced either, with or without daemon facts
+// (without them its user, the container's, cannot be told).
+func TestPolicyEvalReplayNotReproduced(t *testing.T) {
+	sock := dockertest.Require(t)
+	dir := t.TempDir()
+	auditPath := filepath.Join(dir, "audit.log")
+	client := testProxy(t, config.Default(), "enforce", auditPath)
+	docker := dockertest.Client(sock)
+	name, netName := randomName(t), randomName(t)
+	removeContainer(t, name)
+	t.Cleanup(func() { send(t, docker, "DELETE", "/v1.41/networks/"+netName, "") })
+
+	netBody := `{"Name": "` + netName + `", "Labels": {"team": "a"}}`
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/v1.41/networks/create", netBody},
+		{"POST", "/v1.41/containers/create?name=" + name, `{"Image": "` + dockertest.NonRootImage + `", "Cmd": ["sleep", "600"]}`},
+		{"POST", "/v1.41/containers/" + name + "/start", ""},
+		{"POST", "/v1.41/containers/" + name + "/exec", `{"Cmd": ["id"]}`},
+	} {
+		if st, out := send(t, client, r.method, r.path, r.body); st >= 300 {
+			t.Fatalf("%s %s through the proxy: %d %s", r.method, r.path, st, out)
+		}
+	}
+	recs := readAudit(t, auditPath)
+	if len(recs) != 4 || recs[0].Operation != "network.create" || recs[0].BodySHA256 == "" || recs[3].Operation != "exec.create" || recs[3].Facts["exec_user"] != "1000:1000 from container" {
+		t.Fatalf("audit records: %+v", recs)
+	}
+	netID, execID := recs[0].RequestID, recs[3].RequestID
+	// The container goes; the network stays (its record lacks the body).
+	if st, out := send(t, docker, "DELETE", "/v1.41/containers/"+name+"?force=1", ""); st != http.StatusNoContent {
+		t.Fatalf("removing %s: %d %s", name, st, out)
+	}
+
+	code, out, errOut := runPolicyCmd(t, "", "eval", "--socket", sock, "--replay", auditPath)
+	if code != 0 || strings.Contains(out, "refused:") || !strings.Contains(out, "4 records: 1 allowed, 0 refused, 3 not reproduced") ||
+		!strings.Contains(out, netID+" POST /v1.41/networks/create (network.create, recorded allow): not reproduced: network.create is judged on its request body, and the audit record keeps only its SHA-256") ||
+		!strings.Contains(out, "(exec.create, recorded allow): not reproduced: the object exec.create acted on is gone from the daemon (No such container: "+name+")") ||
+		!strings.Contains(out, "(container.start, recorded allow): not reproduced: the object container.start acted on is gone") {
+		t.Fatalf("replay of the log: code %d\n%s\n%s", code, out, errOut)
+	}
+
+	// One record: no verdict, exit 2, the reason and what to give.
+	code, out, _ = runPolicyCmd(t, "", "eval", "--socket", sock, "--replay", auditPath, "--request-id", netID)
+	if code != 2 || !strings.Contains(out, "decision: not reproduced (no verdict): network.create is judged on its request body") || !strings.Contains(out, "--request-id "+netID) {
+		t.Fatalf("replay of the network.create: code %d\n%s", code, out)
+	}
+	// With its body: judged, and the body is the one recorded (the
+	// canonical bytes the proxy forwarded hash to body_sha256).
+	bodyFile := writeTestFile(t, dir, "net.json", netBody)
+	code, out, _ = runPolicyCmd(t, "", "eval", "--socket", sock, "--replay", auditPath, "--request-id", netID, "--body", bodyFile)
+	if code != 0 || !strings.Contains(out, "decision: allowed") || strings.Contains(out, "not the one recorded") {
+		t.Fatalf("replay of the network.create with its body: code %d\n%s", code, out)
+	}
+	other := writeTestFile(t, dir, "other.json", `{"Name": "`+netName+`", "Driver": "macvlan"}`)
+	code, out, _ = runPolicyCmd(t, "", "eval", "--socket", sock, "--replay", auditPath, "--request-id", netID, "--body", other, "--no-input")
+	if code != 1 || !strings.Contains(out, "note: the body given is not the one recorded") || !strings.Contains(out, "network driver macvlan is not allowed") {
+		t.Fatalf("replay of the network.create with another body: code %d\n%s", code, out)
+	}
+
+	// The exec into the removed container: the target is gone, not a user
+	// the policy refuses; without daemon facts its user cannot be told.
+	code, out, _ = runPolicyCmd(t, "", "eval", "--socket", sock, "--replay", auditPath, "--request-id", execID, "--json")
+	var got struct {
+		Reproduced    *bool  `json:"reproduced"`
+		NotReproduced string `json:"not_reproduced"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 2 || got.Reproduced == nil || *got.Reproduced || !strings.Contains(got.NotReproduced, "No such container: "+name) {
+		t.Fatalf("replay of the exec: code %d err %v\n%s", code, err, out)
+	}
+	code, out, _ = runPolicyCmd(t, "", "eval", "--replay", auditPath, "--request-id", execID)
+	if code != 2 || strings.Contains(out, "cannot be resolved") ||
+		!strings.Contains(out, "not reproduced (no verdict): the exec's user is its container's (1000:1000 from container when recorded), and replay cannot look the container "+name+" up: daemon facts were not looked up") {
+		t.Fatalf("offline replay of the exec: code %d\n%s", code, out)
+	}
+}

@@ -1,15 +1,146 @@
 package toolkit
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/sockproxy/sockproxy/policy/audit"
+	"github.com/sockproxy/sockproxy/policy/input"
 	"github.com/sockproxy/sockproxy/proxy"
 )
 
 // ReplayNote says what a replay from an audit record cannot know.
 const ReplayNote = "the audit record keeps no request body: it was rebuilt from the record's facts (image, user, mounts, ports, networks, privileged); capabilities, namespaces, security options, devices and other fields are absent. Give the original body with --body to judge it exactly"
+
+// Replayed is an audit record judged again, or why it cannot be.
+type Replayed struct {
+	Spec RequestSpec
+	// Judgement is the verdict on Spec; nil when the request could not be
+	// rebuilt (NotReproduced says why).
+	Judgement *Judgement
+	// NotReproduced says what of the recorded request the replay cannot
+	// reproduce, so that its verdict would not be the recorded request's:
+	// a judged body the record does not keep, or an object the request
+	// named that is gone from the daemon. "" when the replay is a verdict.
+	NotReproduced string
+	// Notes qualify a verdict (a body rebuilt from facts, a body given
+	// that is not the one recorded).
+	Notes []string
+}
+
+// Replay judges the request of audit record r again with the policy and
+// daemon facts of opts. body is the original request body when known
+// (nil: rebuilt from the record's facts where it can be). The audit log
+// keeps no bodies (they carry secrets: Env, registry credentials), only the
+// SHA-256 of a forwarded one: a body given is checked against it.
+//
+// A replay never turns what it cannot reproduce into a refusal: a request
+// judged on a body the record does not keep, or one whose target (or a
+// container's image user) is gone from the daemon while it was there when
+// recorded, is NotReproduced, with the reason and what to supply.
+func (p *Policy) Replay(ctx context.Context, r *audit.Record, body []byte, opts input.Options) (*Replayed, error) {
+	spec, rebuilt := ReplaySpec(r, body)
+	rp := &Replayed{Spec: spec}
+	if rebuilt {
+		rp.Notes = append(rp.Notes, ReplayNote)
+	}
+	if body == nil && !rebuilt {
+		if why := missingBody(r, spec); why != "" {
+			rp.NotReproduced = why
+			return rp, nil
+		}
+	}
+	j, err := p.JudgeSpec(ctx, spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	rp.Judgement = j
+	if body != nil && r.BodySHA256 != "" {
+		fwd := j.Body
+		if fwd == nil {
+			fwd = body
+		}
+		if sum := sha256.Sum256(fwd); hex.EncodeToString(sum[:]) != r.BodySHA256 {
+			rp.Notes = append(rp.Notes, fmt.Sprintf("the body given is not the one recorded: the proxy would forward a body with SHA-256 %s, the record's body_sha256 is %s; judged as given", short(hex.EncodeToString(sum[:])), short(r.BodySHA256)))
+		}
+	}
+	rp.NotReproduced = gone(r, j, opts.Daemon == nil)
+	return rp, nil
+}
+
+// missingBody says why a request cannot be replayed without its body: its
+// operation is judged on the body, and the record neither keeps it nor
+// shows there was none. "" when replaying it without a body is exact.
+func missingBody(r *audit.Record, spec RequestSpec) string {
+	req, err := Classify(spec)
+	if err != nil || !req.Operation.JudgeBody {
+		return ""
+	}
+	forwarded := r.Decision == audit.DecisionAllow || r.Decision == audit.DecisionWouldDeny
+	switch {
+	case r.Operation == "container.start", r.Operation == "exec.start":
+		// Judged without their bodies: a start body is refused or dropped;
+		// an exec start's (Detach, Tty, ConsoleSize) reaches nothing.
+		return ""
+	case forwarded && r.BodySHA256 == "":
+		return "" // forwarded with no body: none was sent (or an empty one)
+	case forwarded:
+		return fmt.Sprintf("%s is judged on its request body, and the audit record keeps only its SHA-256 (body_sha256 %s), not the body: give the body with --body and --request-id %s", r.Operation, short(r.BodySHA256), r.RequestID)
+	case r.Operation == "container.create" || r.Operation == "exec.create":
+		return fmt.Sprintf("%s is judged on its request body; the audit record keeps no facts of it to rebuild it from (the body was not read or not judged when recorded): give the body with --body and --request-id %s", r.Operation, r.RequestID)
+	}
+	return fmt.Sprintf("%s is judged on its request body, and the audit record of a refused request keeps neither the body nor its digest: give the body with --body and --request-id %s", r.Operation, r.RequestID)
+}
+
+// gone says what the replay found missing on the daemon that the recorded
+// request had: its target (answered 404 now, not when recorded), or the
+// container or image a user came from. noDaemon: facts were not looked up.
+func gone(r *audit.Record, j *Judgement, noDaemon bool) string {
+	var re *input.RequestError
+	if j.InputError != nil && errors.As(j.InputError, &re) && re.Status == http.StatusNotFound && re.DaemonWords && r.Status != http.StatusNotFound {
+		return fmt.Sprintf("the object %s acted on is gone from the daemon (%s); when recorded it was there (the proxy answered %d). Replay judges against the daemon as it is now and cannot judge a request on an object that no longer exists", r.Operation, re.Message, r.Status)
+	}
+	if j.Input == nil {
+		return ""
+	}
+	lookup := "it is gone from the daemon"
+	if noDaemon {
+		lookup = "daemon facts were not looked up: give --socket or --facts"
+	}
+	if x := j.Input.Exec; x != nil && x.User.Source == "container" && !x.User.Resolved && !x.User.Root {
+		if rec, ok := r.Facts["exec_user"].(string); ok && !strings.Contains(rec, "(unresolved)") {
+			return fmt.Sprintf("the exec's user is its container's (%s when recorded), and replay cannot look the container %s up: %s", rec, x.Container, lookup)
+		}
+	}
+	if c := j.Input.Container; c != nil && c.User.Source == "image" && !c.User.Resolved && !c.User.Root {
+		if rec, ok := r.Facts["user"].(string); ok && !strings.Contains(rec, "(unresolved)") {
+			return fmt.Sprintf("the container's user is its image's (%s when recorded), and replay cannot look the image %s up: %s", rec, c.Image, lookup)
+		}
+	}
+	if c := j.Input.Container; c != nil {
+		recorded := stringList(r.Facts["networks"])
+		for _, n := range c.Networks {
+			if n.Mode == "named" && !n.Found && slices.Contains(recorded, n.Ref) && !slices.ContainsFunc(r.Reasons, func(s string) bool { return strings.Contains(s, "network "+n.Ref+" does not exist") }) {
+				return fmt.Sprintf("the network %s the container was created on cannot be looked up: %s", n.Ref, lookup)
+			}
+		}
+	}
+	return ""
+}
+
+func short(sum string) string {
+	if len(sum) > 12 {
+		return sum[:12] + "…"
+	}
+	return sum
+}
 
 // ReplaySpec turns an audit record back into the request it recorded:
 // method, path and caller as recorded. The body is body when non-nil, else
@@ -29,10 +160,10 @@ func ReplaySpec(r *audit.Record, body []byte) (spec RequestSpec, rebuilt bool) {
 		return spec, false
 	}
 	var doc map[string]any
-	switch r.Operation {
-	case "container.create":
+	switch {
+	case r.Operation == "container.create" && r.Facts["image"] != nil:
 		doc = createBody(r.Facts)
-	case "exec.create":
+	case r.Operation == "exec.create" && r.Facts["exec_user"] != nil:
 		doc = map[string]any{"Cmd": []string{"sh"}}
 		if u, ok := r.Facts["exec_user"].(string); ok {
 			if v, explicit := userValue(u); explicit {

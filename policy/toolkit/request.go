@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sockproxy/sockproxy/policy"
 	"github.com/sockproxy/sockproxy/policy/input"
 	"github.com/sockproxy/sockproxy/proxy"
 	"github.com/sockproxy/sockproxy/proxy/route"
@@ -107,6 +108,10 @@ type Judgement struct {
 // and explains the verdict. It mirrors policy.Engine.Decide.
 func (p *Policy) Judge(ctx context.Context, req *proxy.Request, opts input.Options) (*Judgement, error) {
 	j := &Judgement{Request: req}
+	if policy.OwnershipOn(p.Revision.Library) {
+		// As the engine: the owner labels are part of the judged body.
+		ctx = input.WithOwnerLabels(ctx)
+	}
 	in, body, err := input.Build(ctx, req, opts)
 	if err != nil {
 		j.InputError = err
@@ -134,6 +139,21 @@ func (p *Policy) Judge(ctx context.Context, req *proxy.Request, opts input.Optio
 		j.Reasons = ex.Result.Deny
 	}
 	return j, nil
+}
+
+// JudgeSpec classifies spec and judges it. A request the router refuses is
+// judged as the proxy answers it, without a policy: refused with the
+// router's status and message (InputError is the *proxy.RouteError).
+func (p *Policy) JudgeSpec(ctx context.Context, spec RequestSpec, opts input.Options) (*Judgement, error) {
+	req, err := Classify(spec)
+	if err != nil {
+		var re *proxy.RouteError
+		if errors.As(err, &re) {
+			return &Judgement{Status: re.Status, Reasons: []string{re.Message}, InputError: err}, nil
+		}
+		return nil, err
+	}
+	return p.Judge(ctx, req, opts)
 }
 
 // InputJSON renders the policy input as indented JSON (the body in its
