@@ -114,13 +114,15 @@ func TestDaemonNetworkResolution(t *testing.T) {
 	d, api := realDaemon(t)
 	name := uniqueName(t)
 	var created struct{ ID string }
-	if err := json.Unmarshal(api.do("POST", "/v1.41/networks/create", map[string]any{"Name": name, "Driver": "bridge"}, http.StatusCreated), &created); err != nil {
+	if err := json.Unmarshal(api.do("POST", "/v1.41/networks/create", map[string]any{"Name": name, "Driver": "bridge",
+		"Labels": map[string]string{OwnerUIDLabel: "1000", OwnerUserLabel: "alice"}}, http.StatusCreated), &created); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { api.do("DELETE", "/v1.41/networks/"+created.ID, nil, 0) })
 	for _, ref := range []string{name, created.ID, created.ID[:12]} {
 		f := createFacts(t, "1.41", fmt.Sprintf(`{"Image":"x","HostConfig":{"NetworkMode":%q}}`, ref), Options{Daemon: d})
-		if n := f.Networks[0]; !n.Found || n.Name != name || n.ID != created.ID || n.Mode != "named" || n.Driver != "bridge" {
+		if n := f.Networks[0]; !n.Found || n.Name != name || n.ID != created.ID || n.Mode != "named" || n.Driver != "bridge" ||
+			n.Owner == nil || *n.Owner != (Owner{Known: true, UID: 1000, User: "alice"}) || n.Labels[OwnerUIDLabel] != "1000" {
 			t.Errorf("network by %q: %+v", ref, n)
 		}
 	}
@@ -138,7 +140,7 @@ func TestDaemonNetworkResolution(t *testing.T) {
 		t.Errorf("default network: %+v", n)
 	}
 	f = createFacts(t, "1.41", `{"Image":"x","HostConfig":{"NetworkMode":"`+uniqueName(t)+`"}}`, Options{Daemon: d})
-	if f.Networks[0].Found {
+	if f.Networks[0].Found || f.Networks[0].Owner != nil {
 		t.Errorf("missing network found: %+v", f.Networks[0])
 	}
 }
