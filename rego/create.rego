@@ -139,25 +139,29 @@ else := sprintf("%s (%s)", [n.ref, n.name])
 
 # --- namespaces other than the network's (judged with the networks above)
 
-deny contains msg if some msg in namespace_deny(input.container.namespaces)
+deny contains msg if some msg in namespace_deny
 
-# namespace_deny(namespaces) refuses the namespaces (facts as
-# input.container.namespaces) shared with the host or another container;
-# exec rules judge an existing container's with it. The host's network
-# counts however it is reached: a network whose driver is host named by
-# name, ID or prefix, or another container that is on the host's network.
-namespace_deny(namespaces) := ({msg |
-	namespaces.network.host == true
+# namespace_deny are the refusals of the namespaces input.container shares
+# with the host or another container. The host's network counts however it
+# is reached: a network whose driver is host named by name, ID or prefix, or
+# another container that is on the host's network. Exec rules judge an
+# existing container's namespaces with it (with input.container as the
+# container's target.host_access).
+namespace_deny contains "network host is not allowed: it shares the host's network namespace" if {
+	input.container.namespaces.network.host == true
 	not "host" in settings.allowed_networks
-	msg := "network host is not allowed: it shares the host's network namespace"
-} | {msg |
-	some kind, ns in namespaces
+}
+
+namespace_deny contains msg if {
+	some kind, ns in input.container.namespaces
 	kind != "network"
 	ns.host
 	not kind in settings.allowed_host_namespaces
 	msg := sprintf("%s namespace host is not allowed: it shares the host's %s namespace", [kind, kind])
-}) | {msg |
-	some kind, ns in namespaces
+}
+
+namespace_deny contains msg if {
+	some kind, ns in input.container.namespaces
 	kind != "network"
 	ns.container != ""
 	not kind in settings.allowed_container_namespaces
@@ -188,26 +192,32 @@ deny contains "privileged is not allowed: it gives the container every capabilit
 	not settings.allow_privileged
 }
 
-deny contains msg if some msg in privilege_deny(input.container.privileges)
+deny contains msg if some msg in privilege_deny
 
-# privilege_deny(p) refuses what the privileges p (facts as
-# input.container.privileges) add to a container's processes: capabilities,
-# host devices, device cgroup rules, switched-off confinement. Exec rules
-# judge an existing container's with it: every exec'd process gets them.
-privilege_deny(p) := (({msg |
-	some cap in p.cap_add
+# privilege_deny are the refusals of what input.container's privileges add
+# to its processes: capabilities, host devices, device cgroup rules,
+# switched-off confinement. Exec rules judge an existing container's with
+# it: every exec'd process gets them.
+privilege_deny contains msg if {
+	some cap in input.container.privileges.cap_add
 	not cap in settings.allowed_capabilities
 	msg := sprintf("capability %s is not allowed: allowed_capabilities are %s", [cap, util.list_text(settings.allowed_capabilities)])
-} | {msg |
-	some dev in p.devices
+}
+
+privilege_deny contains msg if {
+	some dev in input.container.privileges.devices
 	not dev in settings.allowed_devices
 	msg := sprintf("device %s is not allowed: allowed_devices are %s", [dev, util.list_text(settings.allowed_devices)])
-}) | {msg |
-	some rule in p.device_cgroup_rules
+}
+
+privilege_deny contains msg if {
+	some rule in input.container.privileges.device_cgroup_rules
 	not rule in settings.allowed_device_cgroup_rules
 	msg := sprintf("device cgroup rule %q is not allowed", [rule])
-}) | {msg |
-	some what in p.unconfined
+}
+
+privilege_deny contains msg if {
+	some what in input.container.privileges.unconfined
 	not what in settings.allowed_unconfined
 	msg := sprintf("security option that switches off %s is not allowed", [what])
 }

@@ -47,11 +47,22 @@ deny contains msg if {
 	msg := sprintf("exec into container %s shares what this caller may not create: %s", [container_text, reason])
 }
 
-target_deny contains msg if some msg in create.namespace_deny(input.target.host_access.namespaces)
+# The create rules' refusals with input.container as the container's host
+# access (facts in the same shapes).
+target_deny contains msg if {
+	access := input.target.host_access
+	some msg in create.namespace_deny with input.container as access
+}
 
-target_deny contains msg if some msg in create.privilege_deny(input.target.host_access.privileges)
+target_deny contains msg if {
+	access := input.target.host_access
+	some msg in create.privilege_deny with input.container as access
+}
 
-target_deny contains msg if some msg in mounts.mount_deny(input.target.host_access.mounts)
+target_deny contains msg if {
+	access := input.target.host_access
+	some msg in mounts.mount_deny with input.container as access
+}
 
 # The container as the client named it (exec.create), or by its name
 # (exec.start names an exec).

@@ -14,39 +14,24 @@ mount_list := input.container.mounts
 
 # --- host paths: binds, and volumes that bind or overlay a host path
 
-deny contains msg if some msg in mount_deny(mount_list)
+deny contains msg if some msg in mount_deny
 
-# mount_deny(ms) refuses what the mounts ms (facts as input.container.mounts)
-# expose of the host: host paths against mount_roots, volume drivers, and
-# local-driver options. Exec rules judge an existing container's mounts
-# with it: every exec'd process reaches them.
-mount_deny(ms) := host_path_deny(ms) | volume_deny(ms)
-
-host_path_deny(ms) := ({msg |
-	some m in ms
+# mount_deny are the refusals of what input.container's mounts expose of the
+# host: host paths against mount_roots, volume drivers, and local-driver
+# options. Exec rules judge an existing container's mounts with it: every
+# exec'd process reaches them.
+mount_deny contains msg if {
+	some m in mount_list
 	m.host_bind
 	m.path_status != "resolved"
 	not settings.allow_unresolved_paths
 	msg := sprintf("mount %s: %s: refused because its real path cannot be judged", [label(m), status_text(m)])
-} | {msg |
-	some check in checks(ms)
-	count(check.roots) == 0
-	msg := sprintf("mount %s is not under an allowed root%s", [label(check.mount), via(check.mount)])
-}) | {msg |
-	# The deepest root decides, so that a narrower root can restrict a
-	# wider one (/home/alice rw, /home/alice/.ssh with no modes).
-	some check in checks(ms)
-	count(check.roots) > 0
-	root := deepest(check.roots)
-	m := check.mount
-	not mode(m) in root.modes
-	msg := sprintf("mount %s is %s%s but %s allows only %s", [label(m), mode(m), via(m), root.path, util.list_text(root.modes)])
 }
 
-# Each judgeable host mount of ms with the roots containing the path it is
-# judged by.
-checks(ms) := [check |
-	some m in ms
+# Each judgeable host mount with the roots containing the path it is judged
+# by.
+checks := [check |
+	some m in mount_list
 	m.host_bind
 	check := judge(m)
 ]
@@ -69,6 +54,23 @@ roots_containing(p) := [root.root |
 # Each root with its path as a directory prefix ("/data/"; "/" for /),
 # computed once per decision.
 root_prefixes := [{"root": r, "prefix": concat("", [trim_suffix(r.path, "/"), "/"])} | some r in settings.mount_roots]
+
+mount_deny contains msg if {
+	some check in checks
+	count(check.roots) == 0
+	msg := sprintf("mount %s is not under an allowed root%s", [label(check.mount), via(check.mount)])
+}
+
+# The deepest root decides, so that a narrower root can restrict a wider one
+# (/home/alice rw, /home/alice/.ssh with no modes).
+mount_deny contains msg if {
+	some check in checks
+	count(check.roots) > 0
+	root := deepest(check.roots)
+	m := check.mount
+	not mode(m) in root.modes
+	msg := sprintf("mount %s is %s%s but %s allows only %s", [label(m), mode(m), via(m), root.path, util.list_text(root.modes)])
+}
 
 warn contains msg if {
 	some m in mount_list
@@ -119,27 +121,30 @@ driver(m) := "local" if m.driver in {"", "local"}
 
 else := m.driver
 
-volume_deny(ms) := ({msg |
-	some m in ms
+mount_deny contains msg if {
+	some m in mount_list
 	m.type == "volume"
 	driver(m) != "local"
 	not driver(m) in settings.volume_drivers
 	msg := sprintf("volume %s uses driver %s: only local and volume_drivers (%s) allowed", [volume_name(m), driver(m), util.list_text(settings.volume_drivers)])
-} | {msg |
-	# Local-driver options that mount a device or a network share. tmpfs
-	# volumes (type=tmpfs device=tmpfs) are fine.
-	some m in ms
+}
+
+# Local-driver options that mount a device or a network share. tmpfs volumes
+# (type=tmpfs device=tmpfs) are fine.
+mount_deny contains msg if {
+	some m in mount_list
 	m.type == "volume"
 	not m.host_bind
 	driver(m) == "local"
 	device := m.driver_options.device
 	object.get(m.driver_options, "type", "") != "tmpfs"
 	msg := sprintf("volume %s: local driver option device=%s mounts a host device or network share", [volume_name(m), device])
-}) | {msg |
-	# Options that bind or overlay a host path but were not flagged as a
-	# host bind (the normalizer could not tell its host path): refused
-	# rather than guessed.
-	some m in ms
+}
+
+# Options that bind or overlay a host path but were not flagged as a host bind
+# (the normalizer could not tell its host path): refused rather than guessed.
+mount_deny contains msg if {
+	some m in mount_list
 	m.type == "volume"
 	not m.host_bind
 	driver(m) == "local"
