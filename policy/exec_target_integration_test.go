@@ -81,23 +81,37 @@ func TestExecIntoHostReachingContainers(t *testing.T) {
 
 	t.Run("hardened container", func(t *testing.T) { runAs1000(t, px, hardened) })
 
-	// An exec instance made directly on dockerd is judged when it starts
-	// through the proxy, and does not run.
-	var direct struct{ ID string }
-	if err := json.Unmarshal(api.do("POST", "/containers/"+sysAdmin+"/exec", []byte(exec), http.StatusCreated), &direct); err != nil {
-		t.Fatal(err)
-	}
-	expectRefused(t, px, "exec.start", []refusal{
-		{name: "exec made on dockerd", method: "POST", path: "/exec/" + direct.ID + "/start", body: `{"Detach": false, "Tty": true}`,
-			want: []string{"exec into container " + prefix + "-cap shares what this caller may not create: capability SYS_ADMIN is not allowed"}},
-	}, func(t *testing.T) {
-		var x struct {
-			Running bool
-			Pid     int
+	// Exec instances made directly on dockerd are judged when they start
+	// through the proxy (their container, and their own user and
+	// privilege), and do not run.
+	direct := func(ctr, body string) string {
+		var x struct{ ID string }
+		if err := json.Unmarshal(api.do("POST", "/containers/"+ctr+"/exec", []byte(body), http.StatusCreated), &x); err != nil {
+			t.Fatal(err)
 		}
-		inspect(api.on(t), "/exec/"+direct.ID+"/json", &x)
-		if x.Running || x.Pid != 0 {
-			t.Fatalf("a refused exec.start ran the exec: %+v", x)
+		return x.ID
+	}
+	inSysAdmin := direct(sysAdmin, exec)
+	asRoot := direct(hardened, `{"Cmd": ["id", "-u"], "User": "0"}`)
+	privileged := direct(hardened, `{"Cmd": ["id", "-u"], "User": "1000", "Privileged": true}`)
+	start := `{"Detach": false, "Tty": true}`
+	expectRefused(t, px, "exec.start", []refusal{
+		{name: "exec made on dockerd in a SYS_ADMIN container", method: "POST", path: "/exec/" + inSysAdmin + "/start", body: start,
+			want: []string{"exec into container " + prefix + "-cap shares what this caller may not create: capability SYS_ADMIN is not allowed"}},
+		{name: "exec made on dockerd as root", method: "POST", path: "/exec/" + asRoot + "/start", body: start,
+			want: []string{"exec user 0 (uid 0, the exec instance's user) not allowed"}},
+		{name: "privileged exec made on dockerd", method: "POST", path: "/exec/" + privileged + "/start", body: start,
+			want: []string{"exec privileged is not allowed"}},
+	}, func(t *testing.T) {
+		for _, id := range []string{inSysAdmin, asRoot, privileged} {
+			var x struct {
+				Running bool
+				Pid     int
+			}
+			inspect(api.on(t), "/exec/"+id+"/json", &x)
+			if x.Running || x.Pid != 0 {
+				t.Fatalf("a refused exec.start ran exec %s: %+v", id, x)
+			}
 		}
 	})
 

@@ -163,3 +163,13 @@ test_exec_every_reason_named if {
 		refusal("pid namespace host is not allowed: it shares the host's pid namespace"),
 	} with input as into(patch)
 }
+
+# exec.start judges the exec instance as dockerd stored it: one made
+# directly on dockerd as root, or privileged, is refused when started.
+test_exec_start_of_root_or_privileged_exec_refused if {
+	root := {"container": "abc", "privileged": false, "cmd": ["sh"], "user": {"raw": "", "source": "exec", "value": "", "uid": 0, "gid": 0, "root": true, "resolved": true}}
+	sockproxy.deny == {"exec user root (uid 0, the exec instance's user) not allowed: set User to a non-root uid"} with input as object.union(start_in([]), {"exec": root})
+	priv := {"container": "abc", "privileged": true, "cmd": ["sh"], "user": object.union(f.user_1000, {"source": "exec"})}
+	sockproxy.deny == {"exec privileged is not allowed: it gives the process every capability of the host"} with input as object.union(start_in([]), {"exec": priv})
+	count(sockproxy.deny) == 0 with input as object.union(start_in([]), {"exec": object.union(priv, {"privileged": false})})
+}

@@ -20,12 +20,14 @@ user_origin(u) := ", the image's default" if {
 	u.source == "image"
 } else := ", the container's user" if {
 	u.source == "container"
+} else := ", the exec instance's user" if {
+	u.source == "exec"
 } else := ""
 
 # The user a judged operation runs its process as, and how messages name it.
 subject := {"user": input.container.user, "prefix": "user"} if input.operation == "container.create"
 
-subject := {"user": input.exec.user, "prefix": "exec user"} if input.operation == "exec.create"
+subject := {"user": input.exec.user, "prefix": "exec user"} if input.operation in {"exec.create", "exec.start"}
 
 # user_deny are the refusals of the user rules, shared by container.create
 # and exec.create.

@@ -274,8 +274,14 @@ func (d *HTTPDaemon) InspectExec(ctx context.Context, id string) (*ExecInfo, err
 		return nil, err
 	}
 	var v struct {
-		ID          string
-		ContainerID string
+		ID            string
+		ContainerID   string
+		ProcessConfig *struct {
+			User       string   `json:"user"`
+			Privileged *bool    `json:"privileged"`
+			Entrypoint string   `json:"entrypoint"`
+			Arguments  []string `json:"arguments"`
+		}
 	}
 	if err := d.get(ctx, fmt.Sprintf("exec %q", id), "/exec/"+p+"/json", &v); err != nil {
 		return nil, err
@@ -283,5 +289,10 @@ func (d *HTTPDaemon) InspectExec(ctx context.Context, id string) (*ExecInfo, err
 	if v.ContainerID == "" {
 		return nil, fmt.Errorf("exec %q: the daemon named no container", id)
 	}
-	return &ExecInfo{ID: v.ID, ContainerID: v.ContainerID}, nil
+	if v.ProcessConfig == nil || v.ProcessConfig.Privileged == nil {
+		return nil, fmt.Errorf("exec %q: the daemon did not say how it runs (ProcessConfig)", id)
+	}
+	pc := v.ProcessConfig
+	return &ExecInfo{ID: v.ID, ContainerID: v.ContainerID, User: pc.User, Privileged: *pc.Privileged,
+		Cmd: append([]string{pc.Entrypoint}, pc.Arguments...)}, nil
 }

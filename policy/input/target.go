@@ -73,6 +73,8 @@ type Target struct {
 	// Container is, for network.connect and network.disconnect, the
 	// container the body names, resolved the same way.
 	Container *Target `json:"container,omitempty"`
+
+	exec *ExecInfo // the exec instance an exec ID named
 }
 
 // HostAccess is an existing container's settings that reach the host, as
@@ -119,6 +121,11 @@ type TargetMount struct {
 type ExecInfo struct {
 	ID          string
 	ContainerID string
+	// The process as dockerd stored it at exec create: User is the exec's,
+	// or its container's when the exec named none ("" is root).
+	User       string
+	Privileged bool
+	Cmd        []string
 }
 
 // ExecInspector is implemented by Daemons that can look exec instances up
@@ -399,6 +406,9 @@ func (n *normalizer) resolveTarget(in *Input, body any) error {
 			return err
 		}
 	}
+	if in.Operation == "exec.start" && t.exec != nil {
+		in.Exec = execStartFacts(t)
+	}
 	if in.Operation == "exec.create" || in.Operation == "exec.start" {
 		cref := ref
 		if spec.kind == "exec" {
@@ -431,6 +441,16 @@ func (n *normalizer) classifyVolumes(t *Target) error {
 		m.LocalMount, _ = localMount(v.Options)
 	}
 	return nil
+}
+
+// execStartFacts are the facts of the exec instance an exec.start starts,
+// as dockerd stored them at its create: one made directly on dockerd, or by
+// another caller, is judged like an exec.create by this caller.
+func execStartFacts(t *Target) *ExecFacts {
+	x := t.exec
+	u := parseUser(x.User)
+	u.Raw, u.Source = x.User, "exec"
+	return &ExecFacts{Container: t.ID, Privileged: x.Privileged, User: u, Cmd: nonNilSlice(x.Cmd)}
 }
 
 // hostAccess reads what the container ref (already looked up) reaches of
@@ -541,7 +561,7 @@ func (n *normalizer) lookupTarget(kind, ref string) (*Target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.Ref, t.ExecID = ref, x.ID
+		t.Ref, t.ExecID, t.exec = ref, x.ID, x
 		return t, nil
 	case "container":
 		c, err := n.container(ref)
