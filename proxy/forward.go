@@ -549,6 +549,7 @@ type chunkWriter struct {
 	chunked bool
 	pending *[]byte
 	n       int
+	head    [18]byte // a chunk's size line, without allocating
 }
 
 // add takes chunk data; a full buffer is written out at once.
@@ -575,7 +576,7 @@ func (w *chunkWriter) writeChunk() error {
 	if w.n == 0 {
 		return nil
 	}
-	head := strconv.AppendInt(make([]byte, 0, 20), int64(w.n), 16)
+	head := strconv.AppendInt(w.head[:0], int64(w.n), 16)
 	head = append(head, '\r', '\n')
 	data := (*w.pending)[:w.n]
 	w.n = 0

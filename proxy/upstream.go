@@ -116,10 +116,16 @@ type upstreamConn struct {
 	reused bool
 }
 
-// upstreamBufferSize sizes the per-connection buffers: enough for request
-// and response heads and log frames; bulk transfers read into the large
-// pooled buffers instead (see burstReader).
-const upstreamBufferSize = 16 << 10
+// upstreamBufferSize sizes the per-connection read buffer: enough for
+// response heads and log frames; bulk transfers read into the large pooled
+// buffers instead (see burstReader). upstreamWriteBufferSize sizes the write
+// buffer, which only gathers request heads (bodies larger than it are
+// written through): a connection held by a stream (events, logs) keeps both
+// for as long as the stream lasts.
+const (
+	upstreamBufferSize      = 16 << 10
+	upstreamWriteBufferSize = 4 << 10
+)
 
 // maxIdleUpstream bounds the idle connections kept to dockerd: enough for
 // bursts of concurrent clients (a small pool caps throughput).
@@ -152,7 +158,7 @@ func (p *upstreamPool) get(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{conn: conn, br: bufio.NewReaderSize(conn, upstreamBufferSize), bw: bufio.NewWriterSize(conn, upstreamBufferSize)}, nil
+	return &upstreamConn{conn: conn, br: bufio.NewReaderSize(conn, upstreamBufferSize), bw: bufio.NewWriterSize(conn, upstreamWriteBufferSize)}, nil
 }
 
 // put takes back a connection whose last response was read to its end.
