@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -79,16 +80,52 @@ func decisionOf(ev *proxy.AuditEvent) string {
 }
 
 // callerExe reads the caller's executable. It is read when the record is
-// written, so a caller that exited (or a recycled pid) gives "" (or another
-// program); it is a hint for the reader, not an identity.
-func callerExe(c *proxy.Caller) string {
+// written, so a caller that exited gives ""; it is a hint for the reader,
+// not an identity. One link is read per process per exeTTL at most: a
+// client sending many requests costs no system call per record (a pid
+// reused within the TTL, which takes the whole pid space wrapping around,
+// would be named by the former program).
+func callerExe(c *proxy.Caller, now time.Time) string {
 	if !c.Known || c.PID <= 0 {
 		return ""
 	}
-	exe, err := os.Readlink("/proc/" + strconv.Itoa(c.PID) + "/exe")
-	if err != nil {
-		return ""
+	return exes.lookup(c.PID, now)
+}
+
+const (
+	exeTTL       = time.Second
+	exeCacheSize = 256 // distinct pids remembered; beyond, start over
+)
+
+var exes = exeCache{m: map[int]exeEntry{}}
+
+type exeCache struct {
+	mu sync.Mutex
+	m  map[int]exeEntry
+}
+
+type exeEntry struct {
+	exe string
+	at  time.Time
+}
+
+func (c *exeCache) lookup(pid int, now time.Time) string {
+	c.mu.Lock()
+	e, ok := c.m[pid]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < exeTTL && now.Sub(e.at) >= 0 {
+		return e.exe
 	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		exe = ""
+	}
+	c.mu.Lock()
+	if len(c.m) >= exeCacheSize {
+		clear(c.m)
+	}
+	c.m[pid] = exeEntry{exe: exe, at: now}
+	c.mu.Unlock()
 	return exe
 }
 

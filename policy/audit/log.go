@@ -153,12 +153,13 @@ func (l *Log) Ready() error {
 // recovers (at most MaxPending records are held).
 func (l *Log) Audit(ev *proxy.AuditEvent) error {
 	l.records.Add(1)
+	now := time.Now()
 	var exe string
 	if ev.Request != nil {
-		exe = callerExe(&ev.Request.Caller)
+		exe = callerExe(&ev.Request.Caller, now)
 	}
 	bp := l.bufs.Get().(*[]byte)
-	line := appendRecord((*bp)[:0], ev, exe, time.Now())
+	line := appendRecord((*bp)[:0], ev, exe, now)
 
 	l.mu.Lock()
 	var errs []error
