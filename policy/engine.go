@@ -206,19 +206,32 @@ func (e *Engine) Evaluate(ctx context.Context, in *input.Input, body []byte) Res
 // (none when 0).
 func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, timeout time.Duration) Result {
 	res := Result{Revision: r.ID}
-	val, err := inputValue(in, body, r.bodyWant)
-	if err != nil {
-		res.Failure = fmt.Sprintf("policy input could not be built (%v): refused", err)
-		return res
-	}
 	memo := r.memo
 	if in.Body != nil {
 		memo = nil
 	}
+	var key []byte
 	if memo != nil {
-		if cached, ok := memo.get(val); ok {
+		// Looked up by a key of the Go input: a remembered verdict costs no
+		// conversion to OPA's values.
+		kb := keyBufs.Get().(*[]byte)
+		defer func() {
+			if cap(key) <= 64<<10 {
+				*kb = key[:0]
+				keyBufs.Put(kb)
+			}
+		}()
+		var ok bool
+		if key, ok = memoKey((*kb)[:0], in); !ok {
+			memo = nil
+		} else if cached, hit := memo.get(key); hit {
 			return cached
 		}
+	}
+	val, err := inputValue(in, body, r.bodyWant)
+	if err != nil {
+		res.Failure = fmt.Sprintf("policy input could not be built (%v): refused", err)
+		return res
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -254,7 +267,7 @@ func (r *Revision) Evaluate(ctx context.Context, in *input.Input, body []byte, t
 	res.Deny, res.Warn, res.Filter = deny, warn, filter
 	res.Allow = len(deny) == 0
 	if memo != nil {
-		memo.put(val, res)
+		memo.put(key, res)
 	}
 	return res
 }

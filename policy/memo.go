@@ -22,47 +22,38 @@ const memoLimit = 512
 type decisionMemo struct {
 	mu sync.Mutex
 	n  int
-	m  map[int][]memoEntry
-}
-
-type memoEntry struct {
-	in  ast.Value
-	res Result
+	m  map[string]Result // by memoKey of the input
 }
 
 func newDecisionMemo() *decisionMemo {
-	return &decisionMemo{m: make(map[int][]memoEntry)}
+	return &decisionMemo{m: make(map[string]Result)}
 }
 
-func (c *decisionMemo) get(in ast.Value) (Result, bool) {
-	h := in.Hash()
+func (c *decisionMemo) get(key []byte) (Result, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, e := range c.m[h] {
-		if ast.ValueEqual(e.in, in) {
-			return e.res, true
-		}
-	}
-	return Result{}, false
+	res, ok := c.m[string(key)]
+	return res, ok
 }
 
-// put remembers res for in. Only complete verdicts are remembered: a failure
-// (timeout, error) may not happen again.
-func (c *decisionMemo) put(in ast.Value, res Result) {
+// put remembers res for the input of key. Only complete verdicts are
+// remembered: a failure (timeout, error) may not happen again.
+func (c *decisionMemo) put(key []byte, res Result) {
 	if res.Failure != "" {
 		return
 	}
 	// Callers may append to the messages; make them copy.
 	res.Deny, res.Warn = slices.Clip(res.Deny), slices.Clip(res.Warn)
-	h := in.Hash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n >= memoLimit {
 		clear(c.m)
 		c.n = 0
 	}
-	c.m[h] = append(c.m[h], memoEntry{in: in, res: res})
-	c.n++
+	if _, ok := c.m[string(key)]; !ok {
+		c.n++
+	}
+	c.m[string(key)] = res
 }
 
 // nondeterministic are builtins whose result depends on something other
