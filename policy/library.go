@@ -77,6 +77,7 @@ type BuildConfig struct {
 // UpdateLimits bound container.update (0: no bound).
 type UpdateLimits struct {
 	MaxMemory         int64    `json:"max_memory"`
+	MaxMemorySwap     int64    `json:"max_memory_swap"`
 	MaxNanoCPUs       int64    `json:"max_nano_cpus"`
 	MaxCPUShares      int64    `json:"max_cpu_shares"`
 	MaxPids           int64    `json:"max_pids"`

@@ -42,6 +42,20 @@ deny contains msg if {
 	msg := sprintf("container.update %s %d is over update_limits.max_memory %d", [key, upd[key], limits.max_memory])
 }
 
+# MemorySwap is memory plus swap; -1 lifts the bound altogether.
+deny contains msg if {
+	input.operation == "container.update"
+	limits.max_memory_swap > 0
+	upd.memory_swap != 0
+	not memory_swap_within(upd.memory_swap)
+	msg := sprintf("container.update memory_swap %d is not within update_limits.max_memory_swap %d (-1 means unlimited)", [upd.memory_swap, limits.max_memory_swap])
+}
+
+memory_swap_within(v) if {
+	v > 0
+	v <= limits.max_memory_swap
+}
+
 deny contains msg if {
 	input.operation == "container.update"
 	limits.max_nano_cpus > 0

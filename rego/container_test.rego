@@ -48,6 +48,17 @@ test_update_memory_bound if {
 	count(sockproxy.deny) == 0 with input as update({"memory": 1000}) with data.sockproxy.config.update_limits as l
 }
 
+test_update_memory_swap_bound if {
+	l := limits({"max_memory_swap": 2000})
+	sockproxy.deny == {"container.update memory_swap -1 is not within update_limits.max_memory_swap 2000 (-1 means unlimited)"} with input as update({"memory_swap": -1})
+		with data.sockproxy.config.update_limits as l
+	sockproxy.deny == {"container.update memory_swap 4000 is not within update_limits.max_memory_swap 2000 (-1 means unlimited)"} with input as update({"memory_swap": 4000})
+		with data.sockproxy.config.update_limits as l
+	count(sockproxy.deny) == 0 with input as update({"memory_swap": 2000}) with data.sockproxy.config.update_limits as l
+	count(sockproxy.deny) == 0 with input as update({"memory": 1000}) with data.sockproxy.config.update_limits as l
+	count(sockproxy.deny) == 0 with input as update({"memory_swap": -1})
+}
+
 test_update_cpu_bound if {
 	l := limits({"max_nano_cpus": 2000000000, "max_cpu_shares": 1024})
 	sockproxy.deny == {"container.update nano_cpus 4000000000 is over update_limits.max_nano_cpus 2000000000"} with input as update({"nano_cpus": 4000000000})
