@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -395,6 +396,10 @@ func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.
 		defer stop()
 	}
 
+	// Start serving with the heap of what is in use only: what setting up
+	// left behind (the route table, the clients, the listeners) would
+	// otherwise stay resident until the heap grows enough for a collection.
+	debug.FreeOSMemory()
 	errs := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		go func() { errs <- p.Serve(ln) }()
