@@ -21,18 +21,27 @@ func relayBothWays(client net.Conn, clientBuf *bufio.Reader, up *upstreamConn) {
 	done := make(chan struct{})
 	go func() { // client → dockerd (stdin)
 		defer close(done)
-		if err := pump(up.conn, clientBuf); err != nil {
+		if err := join(up.conn, client, clientBuf); err != nil {
 			cut()
 			return
 		}
 		closeWrite(up.conn)
 	}()
-	if err := pump(client, up.br); err != nil { // dockerd → client (output)
+	if err := join(client, up.conn, up.br); err != nil { // dockerd → client (output)
 		cut()
 	} else {
 		closeWrite(client)
 	}
 	<-done
+}
+
+// join copies src (read through srcBuf) to dst until src ends (nil) or
+// either side fails: by splice when it can, else by pump.
+func join(dst, src net.Conn, srcBuf *bufio.Reader) error {
+	if handled, err := splicePump(dst, src, srcBuf); handled {
+		return err
+	}
+	return pump(dst, srcBuf)
 }
 
 // pump copies src to dst until src ends (nil) or either side fails.
