@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -212,6 +213,14 @@ func runServe(args []string) int {
 		return 2
 	}
 	logger := newLogger(s.cfg.Log, os.Stderr)
+	if path := os.Getenv("SOCKPROXY_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sockproxy serve: SOCKPROXY_CPUPROFILE: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := serve(ctx, s, logger, os.Stdout); err != nil {
@@ -219,6 +228,24 @@ func runServe(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// startCPUProfile writes a CPU profile of the process to path until the
+// returned stop: SOCKPROXY_CPUPROFILE, for measuring where a proxied
+// request's time goes (docs/performance.md), e.g. under make bench.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
