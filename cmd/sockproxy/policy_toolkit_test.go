@@ -383,6 +383,32 @@ func TestPolicyLearnRoundTrip(t *testing.T) {
 	}
 }
 
+// stripFacts empties the facts of one record in the audit log at path, as
+// an older version of the proxy recorded them.
+func stripFacts(t *testing.T, path, requestID string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for line := range bytes.Lines(raw) {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["request_id"] == requestID {
+			m["facts"] = map[string]any{}
+			line, _ = json.Marshal(m)
+			line = append(line, '\n')
+		}
+		out = append(out, line...)
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readAudit(t *testing.T, path string) []audit.Record {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -434,6 +460,12 @@ func TestPolicyEvalReplayNotReproduced(t *testing.T) {
 		t.Fatalf("audit records: %+v", recs)
 	}
 	netID, execID := recs[0].RequestID, recs[3].RequestID
+	if recs[0].Facts["network"] == nil {
+		t.Fatalf("network.create record without facts: %+v", recs[0])
+	}
+	// The network.create is rebuilt from its facts; a record written before
+	// they were recorded (here: facts removed) cannot be.
+	stripFacts(t, auditPath, netID)
 	// The container goes; the network stays (its record lacks the body).
 	if st, out := send(t, docker, "DELETE", "/v1.41/containers/"+name+"?force=1", ""); st != http.StatusNoContent {
 		t.Fatalf("removing %s: %d %s", name, st, out)
@@ -479,5 +511,116 @@ func TestPolicyEvalReplayNotReproduced(t *testing.T) {
 	if code != 2 || strings.Contains(out, "cannot be resolved") ||
 		!strings.Contains(out, "not reproduced (no verdict): the exec's user is its container's (1000:1000 from container when recorded), and replay cannot look the container "+name+" up: daemon facts were not looked up") {
 		t.Fatalf("offline replay of the exec: code %d\n%s", code, out)
+	}
+}
+
+// network.create, network.connect, volume.create and container.update
+// through the real proxy in dry-run, allowed and refused forms: the audit
+// records carry their facts (secret option values redacted), eval --replay
+// rebuilds every body from them with the recorded verdict, and learn's
+// proposal (network_drivers, allowed_networks, allowed_local_volume_kinds) allows the learnable refusals on replay while
+// the others stay refused and listed.
+func TestPolicyReplayLearnNetworkVolumeUpdate(t *testing.T) {
+	sock := dockertest.Require(t)
+	dir := t.TempDir()
+	auditPath := filepath.Join(dir, "audit.log")
+	client := testProxy(t, config.Default(), "dry-run", auditPath)
+	docker := dockertest.Client(sock)
+	base := randomName(t)
+	n1, n2, n3, v1, v2, c := base+"-n1", base+"-n2", base+"-mv", base+"-v1", base+"-v2", base+"-c"
+	for _, n := range []string{n1, n2, n3} {
+		t.Cleanup(func() { send(t, docker, "DELETE", "/v1.41/networks/"+n, "") })
+	}
+	for _, v := range []string{v1, v2} {
+		t.Cleanup(func() { send(t, docker, "DELETE", "/v1.41/volumes/"+v, "") })
+	}
+	removeContainer(t, c)
+	if st, out := send(t, docker, "POST", "/v1.41/containers/create?name="+c, `{"Image": "sockproxy-test:latest", "Cmd": ["sleep", "60"]}`); st != http.StatusCreated {
+		t.Fatalf("container create: %d %s", st, out)
+	}
+	b := make([]byte, 1)
+	_, _ = rand.Read(b)
+	subnet := fmt.Sprintf("10.213.%d.0/24", b[0])
+	staticIP := fmt.Sprintf("10.213.%d.5", b[0])
+	reqs := []struct{ path, body, want string }{
+		{"/v1.41/networks/create", `{"Name": "` + n1 + `", "Labels": {"team": "a"}}`, audit.DecisionAllow},
+		{"/v1.41/networks/create", `{"Name": "` + n2 + `", "Internal": true, "Options": {"com.docker.network.bridge.name": "` + base[len(base)-8:] + `"},
+		  "IPAM": {"Config": [{"Subnet": "` + subnet + `", "Gateway": "` + strings.TrimSuffix(subnet, "0/24") + `1"}]}}`, audit.DecisionWouldDeny},
+		{"/v1.41/networks/create", `{"Name": "` + n3 + `", "Driver": "macvlan"}`, audit.DecisionWouldDeny},
+		{"/v1.41/volumes/create", `{"Name": "` + v1 + `", "DriverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=1m"}}`, audit.DecisionAllow},
+		{"/v1.41/volumes/create", `{"Name": "` + v2 + `", "DriverOpts": {"type": "cifs", "device": "//192.0.2.1/share", "o": "addr=192.0.2.1,username=u,password=hunter2"}}`, audit.DecisionWouldDeny},
+		{"/v1.41/networks/" + n1 + "/connect", `{"Container": "` + c + `", "EndpointConfig": {"Aliases": ["a1"]}}`, audit.DecisionWouldDeny},
+		{"/v1.41/networks/" + n2 + "/connect", `{"Container": "` + c + `", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "` + staticIP + `"}}}`, audit.DecisionWouldDeny},
+		{"/v1.41/containers/" + c + "/update", `{"CpuShares": 512, "PidsLimit": 100, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}}`, audit.DecisionAllow},
+		{"/v1.41/containers/" + c + "/update", `{"Memory": 67108864, "OomKillDisable": true}`, audit.DecisionWouldDeny},
+	}
+	for _, r := range reqs {
+		send(t, client, "POST", r.path, r.body)
+	}
+	recs := readAudit(t, auditPath)
+	if len(recs) != len(reqs) {
+		t.Fatalf("%d audit records, want %d", len(recs), len(reqs))
+	}
+	byPath := map[string][]audit.Record{}
+	for _, r := range recs {
+		byPath[r.Path] = append(byPath[r.Path], r)
+	}
+	factKey := map[string]string{"network.create": "network", "network.connect": "connect", "volume.create": "volume", "container.update": "update"}
+	for i, r := range recs {
+		if r.Decision != reqs[i].want || r.Facts[factKey[r.Operation]] == nil {
+			t.Errorf("record %d %s: decision %s (want %s), facts %v, reasons %q", i, r.Operation, r.Decision, reqs[i].want, r.Facts, r.Reasons)
+		}
+	}
+	if facts, _ := json.Marshal(recs[4].Facts); bytes.Contains(facts, []byte("hunter2")) {
+		t.Errorf("the facts hold the CIFS password: %s", facts)
+	}
+	if o := recs[4].Facts["volume"].(map[string]any)["options"].(map[string]any)["o"]; o != "addr=192.0.2.1,username=u,password="+policy.Redacted {
+		t.Errorf("volume o= fact %q", o)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// replay checks every record's verdict against the one recorded.
+	replay := func(cfgArgs []string, wantAllowed int) string {
+		t.Helper()
+		args := append(append([]string{"eval"}, cfgArgs...), "--socket", sock, "--replay", auditPath)
+		_, out, errOut := runPolicyCmd(t, "", args...)
+		if !strings.Contains(out, fmt.Sprintf("%d records: %d allowed, %d refused, 0 not reproduced, 0 errors", len(reqs), wantAllowed, len(reqs)-wantAllowed)) {
+			t.Fatalf("replay %v:\n%s\n%s", cfgArgs, out, errOut)
+		}
+		return out
+	}
+	out := replay(nil, 3)
+	for _, r := range recs {
+		verdict := "allowed"
+		if r.Decision == audit.DecisionWouldDeny {
+			verdict = "refused: "
+		}
+		if !strings.Contains(out, r.RequestID+" POST "+r.Path+" ("+r.Operation+", recorded "+r.Decision+"): "+verdict) {
+			t.Errorf("replay of %s %s is not %q:\n%s", r.RequestID, r.Operation, verdict, out)
+		}
+	}
+
+	// learn proposes what the learnable refusals need.
+	code, proposal, errOut := runPolicyCmd(t, "", "learn", auditPath)
+	if code != 0 {
+		t.Fatalf("learn: %d %s", code, errOut)
+	}
+	for _, want := range []string{"network_drivers:", `"macvlan"  # 1×`, `"` + n1 + `"  # 2×`,
+		"allowed_local_volume_kinds:", `"network"  # 1×`, "NOT LIFTED", "allowed_network_subnets", "with a static address", "container.update sets OomKillDisable"} {
+		if !strings.Contains(proposal, want) {
+			t.Errorf("proposal lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("proposal:\n%s", proposal)
+	}
+	propPath := writeTestFile(t, dir, "proposal.yaml", proposal)
+	out = replay([]string{"--config", propPath}, 6)
+	for _, r := range []audit.Record{recs[1], recs[6], recs[8]} {
+		if !strings.Contains(out, r.RequestID+" POST "+r.Path+" ("+r.Operation+", recorded would-deny): refused: ") {
+			t.Errorf("%s %s should stay refused:\n%s", r.RequestID, r.Operation, out)
+		}
 	}
 }

@@ -30,6 +30,12 @@ type Proposal struct {
 	AllowedHostIPs  []string
 	AllowedNetworks []string
 	AllowedImages   []string
+	// NetworkDrivers, VolumeDrivers and AllowedLocalVolumeKinds: the
+	// drivers network.create and volume.create used, and the local-driver
+	// option kinds of the volumes (nil: unchanged).
+	NetworkDrivers          []string
+	VolumeDrivers           []string
+	AllowedLocalVolumeKinds []string
 	// Operations maps operations to "allow" (only the changed ones).
 	Operations map[string]string
 
@@ -100,6 +106,9 @@ type learner struct {
 	hostIPs  map[string]bool
 	networks map[string]bool
 	images   map[string]bool
+	netDrv   map[string]bool
+	volDrv   map[string]bool
+	volKinds map[string]bool
 	ops      map[string]bool
 	notes    map[string]bool
 }
@@ -112,6 +121,7 @@ func Learn(base *policy.LibraryConfig, records []audit.Record) *Proposal {
 		base: base, p: &Proposal{Records: len(records), Seen: map[string]int{}},
 		roots: map[string]map[string]bool{}, uids: map[int]bool{}, gids: map[int]bool{}, gidsOK: true,
 		hostIPs: map[string]bool{}, networks: map[string]bool{}, images: map[string]bool{}, ops: map[string]bool{},
+		netDrv: map[string]bool{}, volDrv: map[string]bool{}, volKinds: map[string]bool{},
 		notes: map[string]bool{},
 	}
 	for i := range records {
@@ -187,9 +197,20 @@ func (l *learner) observe(r *audit.Record) {
 		}
 	}
 	if op == "network.connect" {
-		if id := pathVar(r.Method, r.Path, "id"); id != "" {
+		// The network's name as the daemon resolved it (the library judges
+		// that), else the reference in the path.
+		c := factMap(f["connect"])
+		if n := factString(c, "network_name"); n != "" {
+			l.network(n)
+		} else if id := pathVar(r.Method, r.Path, "id"); id != "" {
 			l.network(id)
 		}
+	}
+	if nc := factMap(f["network"]); op == "network.create" && nc != nil {
+		l.networkCreate(nc)
+	}
+	if v := factMap(f["volume"]); op == "volume.create" && v != nil {
+		l.volumeCreate(v)
 	}
 	for _, key := range []string{"user", "exec_user"} {
 		if u, ok := f[key].(string); ok {
@@ -334,6 +355,44 @@ func (l *learner) network(n string) {
 	l.p.Seen["network "+n]++
 }
 
+// networkCreate learns the driver of a created network, and its name:
+// containers created on it, or connected to it, need it in allowed_networks.
+func (l *learner) networkCreate(nc map[string]any) {
+	switch d := factString(nc, "driver"); d {
+	case "":
+	case "host", "null":
+		l.note("network.create with driver %s was requested: learn never proposes it (host namespace or none)", d)
+	default:
+		if d == "macvlan" || d == "ipvlan" {
+			l.note("network driver %s is proposed because it was used: it puts containers directly on a host interface's network; review it", d)
+		}
+		l.netDrv[d] = true
+		l.p.Seen["network driver "+d]++
+	}
+	if n := factString(nc, "name"); n != "" {
+		l.network(n)
+	}
+}
+
+// volumeCreate learns a volume's driver and local option kind. A local
+// volume on a host device is never proposed: it mounts the host's disks.
+func (l *learner) volumeCreate(v map[string]any) {
+	d := factString(v, "driver")
+	if d != "" && d != "local" {
+		l.volDrv[d] = true
+		l.p.Seen["volume driver "+d]++
+		return
+	}
+	switch kind := factString(v, "local_mount"); kind {
+	case "":
+	case "device":
+		l.note("a local volume mounting a host device was requested (volume %s): learn never proposes the device kind", factString(v, "name"))
+	default:
+		l.volKinds[kind] = true
+		l.p.Seen["volume kind "+kind]++
+	}
+}
+
 // pullReference is the reference an image.create path pulls (as the
 // library's image rules build it), "" for imports.
 func pullReference(target string) string {
@@ -408,6 +467,15 @@ func (l *learner) propose() {
 	if nets := sortedKeys(l.networks); len(nets) > 0 && !subset(nets, withDefaultBridge(base.AllowedNetworks)) {
 		p.AllowedNetworks = union(base.AllowedNetworks, nets)
 	}
+	widen := func(observed map[string]bool, base []string) []string {
+		if xs := sortedKeys(observed); len(xs) > 0 && !subset(xs, base) {
+			return union(base, xs)
+		}
+		return nil
+	}
+	p.NetworkDrivers = widen(l.netDrv, base.NetworkDrivers)
+	p.VolumeDrivers = widen(l.volDrv, base.VolumeDrivers)
+	p.AllowedLocalVolumeKinds = widen(l.volKinds, base.AllowedLocalVolumeKinds)
 	if len(l.ops) > 0 {
 		p.Operations = map[string]string{}
 		for op := range l.ops {
@@ -475,6 +543,9 @@ var (
 	reGID       = regexp.MustCompile(`\(gid (-?\d+)\) is not in allowed_gids`)
 	rePort      = regexp.MustCompile(`^port \S+ binds (.+): only `)
 	reNetwork   = regexp.MustCompile(`^network (\S+)(?: \((\S+)\))? is not allowed: only`)
+	reNetDriver = regexp.MustCompile(`^network driver (\S+) is not allowed: network_drivers`)
+	reVolDriver = regexp.MustCompile(`^volume driver (\S+) is not allowed: only local and volume_drivers`)
+	reVolKind   = regexp.MustCompile(`^volume .*: (local driver options .*: allowed_local_volume_kinds|local driver option o=.* names a network server)`)
 	reMount     = regexp.MustCompile(`^mount (.+?) (is not under an allowed root|is (ro|rw).* but .* allows only)`)
 )
 
@@ -505,6 +576,19 @@ func (l *learner) lifts(r *audit.Record, reason string) bool {
 			name = m[2]
 		}
 		return slices.Contains(p.AllowedNetworks, name) || slices.Contains(p.AllowedNetworks, m[1])
+	}
+	if m := reNetDriver.FindStringSubmatch(reason); m != nil {
+		return slices.Contains(p.NetworkDrivers, m[1])
+	}
+	if m := reVolDriver.FindStringSubmatch(reason); m != nil {
+		return slices.Contains(p.VolumeDrivers, m[1])
+	}
+	if m := reVolKind.FindStringSubmatch(reason); m != nil {
+		kind := factString(factMap(r.Facts["volume"]), "local_mount")
+		if strings.Contains(m[1], "names a network server") {
+			kind = "network"
+		}
+		return kind != "" && slices.Contains(p.AllowedLocalVolumeKinds, kind)
 	}
 	if m := reMount.FindStringSubmatch(reason); m != nil {
 		// The label starts with the host path; the real path follows

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sockproxy/sockproxy/policy"
 	"github.com/sockproxy/sockproxy/policy/audit"
 	"github.com/sockproxy/sockproxy/policy/input"
 	"github.com/sockproxy/sockproxy/proxy"
@@ -18,6 +19,33 @@ import (
 
 // ReplayNote says what a replay from an audit record cannot know.
 const ReplayNote = "the audit record keeps no request body: it was rebuilt from the record's facts (image, user, mounts, ports, networks, privileged); capabilities, namespaces, security options, devices and other fields are absent. Give the original body with --body to judge it exactly"
+
+// ReplayNoteExact qualifies a body rebuilt from the facts of a
+// network.create, network.connect, volume.create or container.update: they
+// hold every field the library judges, so the verdict is the recorded one.
+const ReplayNoteExact = "the audit record keeps no request body: it was rebuilt from the record's facts, which hold every field the library judges for this operation"
+
+// ReplayNoteRedacted is added when option values were redacted in the log.
+const ReplayNoteRedacted = "option values under secret-looking keys were redacted in the audit log and are judged as " + policy.Redacted + " (the library judges option keys, not these values)"
+
+// rebuildsFromFacts are the operations whose bodies replay rebuilds from
+// an audit record's facts.
+var rebuildsFromFacts = map[string]bool{
+	"container.create": true, "exec.create": true, "network.create": true,
+	"network.connect": true, "volume.create": true, "container.update": true,
+}
+
+func replayNote(r *audit.Record) string {
+	switch r.Operation {
+	case "container.create", "exec.create":
+		return ReplayNote
+	}
+	raw, _ := json.Marshal(r.Facts)
+	if strings.Contains(string(raw), policy.Redacted) {
+		return ReplayNoteExact + "; " + ReplayNoteRedacted
+	}
+	return ReplayNoteExact
+}
 
 // Replayed is an audit record judged again, or why it cannot be.
 type Replayed struct {
@@ -49,7 +77,7 @@ func (p *Policy) Replay(ctx context.Context, r *audit.Record, body []byte, opts 
 	spec, rebuilt := ReplaySpec(r, body)
 	rp := &Replayed{Spec: spec}
 	if rebuilt {
-		rp.Notes = append(rp.Notes, ReplayNote)
+		rp.Notes = append(rp.Notes, replayNote(r))
 	}
 	if body == nil && !rebuilt {
 		if why := missingBody(r, spec); why != "" {
@@ -93,7 +121,7 @@ func missingBody(r *audit.Record, spec RequestSpec) string {
 		return "" // forwarded with no body: none was sent (or an empty one)
 	case forwarded:
 		return fmt.Sprintf("%s is judged on its request body, and the audit record keeps only its SHA-256 (body_sha256 %s), not the body: give the body with --body and --request-id %s", r.Operation, short(r.BodySHA256), r.RequestID)
-	case r.Operation == "container.create" || r.Operation == "exec.create":
+	case rebuildsFromFacts[r.Operation]:
 		return fmt.Sprintf("%s is judged on its request body; the audit record keeps no facts of it to rebuild it from (the body was not read or not judged when recorded): give the body with --body and --request-id %s", r.Operation, r.RequestID)
 	}
 	return fmt.Sprintf("%s is judged on its request body, and the audit record of a refused request keeps neither the body nor its digest: give the body with --body and --request-id %s", r.Operation, r.RequestID)
@@ -145,7 +173,7 @@ func short(sum string) string {
 // ReplaySpec turns an audit record back into the request it recorded:
 // method, path and caller as recorded. The body is body when non-nil, else
 // rebuilt from the record's facts for the operations whose bodies carry
-// them (container.create, exec.create); rebuilt is true then.
+// them (rebuildsFromFacts); rebuilt is true then.
 func ReplaySpec(r *audit.Record, body []byte) (spec RequestSpec, rebuilt bool) {
 	spec = RequestSpec{
 		ID:     r.RequestID,
@@ -163,6 +191,14 @@ func ReplaySpec(r *audit.Record, body []byte) (spec RequestSpec, rebuilt bool) {
 	switch {
 	case r.Operation == "container.create" && r.Facts["image"] != nil:
 		doc = createBody(r.Facts)
+	case r.Operation == "network.create" && factMap(r.Facts["network"]) != nil:
+		doc = networkCreateBody(factMap(r.Facts["network"]))
+	case r.Operation == "network.connect" && factMap(r.Facts["connect"]) != nil:
+		doc = connectBody(factMap(r.Facts["connect"]))
+	case r.Operation == "volume.create" && factMap(r.Facts["volume"]) != nil:
+		doc = volumeCreateBody(factMap(r.Facts["volume"]))
+	case r.Operation == "container.update" && factMap(r.Facts["update"]) != nil:
+		doc = updateBody(factMap(r.Facts["update"]))
 	case r.Operation == "exec.create" && r.Facts["exec_user"] != nil:
 		doc = map[string]any{"Cmd": []string{"sh"}}
 		if u, ok := r.Facts["exec_user"].(string); ok {
