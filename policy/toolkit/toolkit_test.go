@@ -168,3 +168,26 @@ func sameJSON(t *testing.T, a, b string) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// A volume.create with a plugin driver (the live test cannot create one:
+// dockerd waits 15 s for a missing plugin) and one on a host device.
+func TestLearnVolumeDrivers(t *testing.T) {
+	recs := []audit.Record{
+		{RequestID: "r1", Decision: audit.DecisionWouldDeny, Operation: "volume.create",
+			Reasons: []string{"volume driver nfsplugin is not allowed: only local and volume_drivers (none)"},
+			Facts:   map[string]any{"volume": map[string]any{"name": "a", "driver": "nfsplugin", "local_mount": ""}}},
+		{RequestID: "r2", Decision: audit.DecisionWouldDeny, Operation: "volume.create",
+			Reasons: []string{"volume b: local driver options device=/dev/sdb,type=ext4 mounts a host device: allowed_local_volume_kinds are tmpfs"},
+			Facts:   map[string]any{"volume": map[string]any{"name": "b", "driver": "local", "local_mount": "device"}}},
+	}
+	p := Learn(&policy.LibraryConfig{AllowedLocalVolumeKinds: []string{"tmpfs"}, Operations: map[string]string{"volume.create": "judge"}}, recs)
+	if !slices.Equal(p.VolumeDrivers, []string{"nfsplugin"}) || p.AllowedLocalVolumeKinds != nil {
+		t.Fatalf("volume drivers %v, kinds %v", p.VolumeDrivers, p.AllowedLocalVolumeKinds)
+	}
+	if len(p.Remaining) != 1 || !strings.Contains(p.Remaining[0].Reason, "host device") {
+		t.Fatalf("remaining %+v", p.Remaining)
+	}
+	if y := p.YAML(nil); !strings.Contains(y, "volume_drivers:\n      - \"nfsplugin\"  # 1×") {
+		t.Fatalf("yaml:\n%s", y)
+	}
+}

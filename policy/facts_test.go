@@ -1,0 +1,34 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/sockproxy/sockproxy/policy/input"
+)
+
+func TestRedactOptions(t *testing.T) {
+	got := RedactOptions(map[string]string{
+		"o":               "addr=10.0.0.1,username=u,password=p,sec=ntlm",
+		"device":          "//10.0.0.1/share",
+		"com.x.api_key":   "k",
+		"S3_SECRET":       "s",
+		"token":           "t",
+		"com.docker.mtu":  "1400",
+		"nfs-credentials": "c",
+	})
+	want := map[string]string{
+		"o": "addr=10.0.0.1,username=u,password=" + Redacted + ",sec=ntlm", "device": "//10.0.0.1/share",
+		"com.x.api_key": Redacted, "S3_SECRET": Redacted, "token": Redacted, "com.docker.mtu": "1400", "nfs-credentials": Redacted,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	// The facts of a volume.create carry the redacted options, not the input's.
+	in := &input.Input{VolumeCreate: &input.VolumeCreateFacts{Name: "v", Driver: "local", Options: map[string]string{"o": "password=p"}}}
+	f := facts(in, Result{})["volume"].(map[string]any)
+	if o := f["options"].(map[string]string)["o"]; o != "password="+Redacted || in.VolumeCreate.Options["o"] != "password=p" {
+		t.Errorf("volume facts o=%q, input o=%q", o, in.VolumeCreate.Options["o"])
+	}
+}
