@@ -33,9 +33,11 @@ Exit 0 allowed, 1 refused, 2 error.
            (neither: reported unresolved, as a proxy without a daemon would)
   --replay FILE   judge the requests of audit records again (- for stdin);
                   --request-id ID picks one. The audit log keeps no bodies,
-                  only a forwarded body's SHA-256: a create's or exec's body
-                  is rebuilt from the record's facts unless --body gives the
-                  original (checked against the digest). A record replay
+                  only a forwarded body's SHA-256: the body of a container,
+                  exec, network or volume create, a network connect or a
+                  container update is rebuilt from the record's facts
+                  unless --body gives the original (checked against the
+                  digest). A record replay
                   cannot reproduce (another body-judged request without
                   --body; a target, image or network gone from the daemon)
                   is reported "not reproduced" with the reason, never as a

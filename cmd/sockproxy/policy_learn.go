@@ -20,7 +20,8 @@ func policyLearn(ctx context.Context, args []string, stdout, stderr io.Writer) i
 
 Reads audit logs recorded with policy.mode: dry-run and proposes the library
 settings (mount_roots with modes, allowed_uids/gids, allowed_images,
-allowed_host_ips, allowed_networks, operations) that would allow the observed
+allowed_host_ips, allowed_networks, network_drivers, volume_drivers,
+allowed_local_volume_kinds, operations) that would allow the observed
 traffic, as a commented YAML snippet (policy: data: ...) for review. --config
 is the configuration the log was recorded with: the proposal widens it.
 Refusals it will not lift by itself (privilege, host namespaces, root,

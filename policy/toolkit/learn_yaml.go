@@ -71,7 +71,7 @@ func (p *Proposal) YAML(sources []string) string {
 	list("allowed_gids", "Their gids.", ints(p.AllowedGIDs), "gid", plain)
 	list("allowed_images", "Images created from or pulled (globs: * matches anything, / included).", p.AllowedImages, "image", quote)
 	list("allowed_host_ips", "Host addresses ports were published on.", p.AllowedHostIPs, "host ip", quote)
-	list("allowed_networks", "Networks joined at create or by network.connect.", p.AllowedNetworks, "network", quote)
+	list("allowed_networks", "Networks joined at create, connected to, or created (containers join them).", p.AllowedNetworks, "network", quote)
 	list("network_drivers", "Drivers networks were created with.", p.NetworkDrivers, "network driver", quote)
 	list("volume_drivers", "Volume drivers besides local that volumes were created with.", p.VolumeDrivers, "volume driver", quote)
 	list("allowed_local_volume_kinds", "Kinds of local-driver volumes created (bind and overlay paths must still lie under mount_roots).", p.AllowedLocalVolumeKinds, "volume kind", quote)
