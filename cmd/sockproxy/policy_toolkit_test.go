@@ -12,9 +12,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sockproxy/sockproxy/config"
 	"github.com/sockproxy/sockproxy/internal/dockertest"
@@ -579,6 +581,15 @@ func TestPolicyReplayLearnNetworkVolumeUpdate(t *testing.T) {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+
+	// sockproxy audit reads the records with the new facts: filters and
+	// the summary count them.
+	if out, errOut, code := runCmd(t, time.Now(), "--operation", "network.*", "--decision", "would-deny", "--json", auditPath); code != 0 || len(idsOf(t, out)) != 4 {
+		t.Errorf("audit --operation network.* --decision would-deny: code %d, %d records\n%s%s", code, len(idsOf(t, out)), out, errOut)
+	}
+	if out, errOut, code := runCmd(t, time.Now(), "--summary", auditPath); code != 0 || !strings.Contains(out, fmt.Sprintf("%d records", len(reqs))) || !regexp.MustCompile(`would-deny +6 `).MatchString(out) {
+		t.Errorf("audit --summary: code %d\n%s%s", code, out, errOut)
 	}
 
 	// replay checks every record's verdict against the one recorded.

@@ -1,6 +1,7 @@
 package toolkit
 
 import (
+	"math"
 	"reflect"
 	"strings"
 
@@ -105,11 +106,11 @@ func updateBody(f map[string]any) map[string]any {
 	body := map[string]any{}
 	for fact, field := range updateFields {
 		if v, ok := f[fact]; ok {
-			body[field] = v
+			body[field] = int64Fact(v)
 		}
 	}
 	if rp := factMap(f["restart_policy"]); rp != nil {
-		body["RestartPolicy"] = map[string]any{"Name": factString(rp, "name"), "MaximumRetryCount": rp["maximum_retry_count"]}
+		body["RestartPolicy"] = map[string]any{"Name": factString(rp, "name"), "MaximumRetryCount": int64Fact(rp["maximum_retry_count"])}
 	}
 	// The record names the other Resources fields the request set, not
 	// their values: each is set to a non-zero value of its type, which the
@@ -126,6 +127,22 @@ func updateBody(f map[string]any) map[string]any {
 		}
 	}
 	return body
+}
+
+// int64Fact: a number decoded from the log as float64 goes back as an
+// integer; one at the top of int64's range (a memory limit of MaxInt64)
+// rounds to 2^63 in float64 and is clamped, not overflowed.
+func int64Fact(v any) any {
+	f, ok := v.(float64)
+	switch {
+	case !ok:
+		return v
+	case f >= math.MaxInt64:
+		return int64(math.MaxInt64)
+	case f <= math.MinInt64:
+		return int64(math.MinInt64)
+	}
+	return int64(f)
 }
 
 // nonZero is a JSON value that decodes into a non-zero value of type t.

@@ -3,12 +3,15 @@ package toolkit
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/sockproxy/sockproxy/policy"
 	"github.com/sockproxy/sockproxy/policy/audit"
@@ -189,5 +192,24 @@ func TestLearnVolumeDrivers(t *testing.T) {
 	}
 	if y := p.YAML(nil); !strings.Contains(y, "volume_drivers:\n      - \"nfsplugin\"  # 1×") {
 		t.Fatalf("yaml:\n%s", y)
+	}
+}
+
+// An update record, as decoded from the log (numbers as float64), comes
+// back as a body that sets the same fields: MaxInt64 (2^63 in float64) is
+// clamped, and each field named in other is set.
+func TestReplaySpecRebuildsUpdate(t *testing.T) {
+	r := audit.Record{Operation: "container.update", Method: "POST", Path: "/v1.41/containers/c/update",
+		Facts: map[string]any{"update": map[string]any{"memory": float64(math.MaxInt64), "pids_limit": float64(0),
+			"restart_policy": map[string]any{"name": "on-failure", "maximum_retry_count": float64(3)},
+			"other":          []any{"Devices", "Ulimits", "CgroupParent", "OomKillDisable"}}}}
+	spec, rebuilt := ReplaySpec(&r, nil)
+	var got container.UpdateConfig
+	if err := json.Unmarshal(spec.Body, &got); err != nil || !rebuilt {
+		t.Fatalf("rebuilt %v, body %s: %v", rebuilt, spec.Body, err)
+	}
+	if got.Memory != math.MaxInt64 || got.PidsLimit == nil || *got.PidsLimit != 0 || got.RestartPolicy.MaximumRetryCount != 3 ||
+		len(got.Devices) == 0 || len(got.Ulimits) == 0 || got.CgroupParent == "" || got.OomKillDisable == nil || got.CPUShares != 0 {
+		t.Fatalf("body %s decodes to %+v", spec.Body, got)
 	}
 }
