@@ -144,7 +144,7 @@ deny contains msg if {
 	input.operation == "network.create"
 	some key, value in nc.options
 	not key in settings.allowed_network_options
-	msg := sprintf("network option %s=%s is not allowed: allowed_network_options are %s", [key, value, util.list_text(settings.allowed_network_options)])
+	msg := sprintf("network option %s is not allowed: allowed_network_options are %s", [util.option_text(key, value), util.list_text(settings.allowed_network_options)])
 }
 
 deny contains "network.create with Ingress is not allowed: it is the swarm routing mesh" if {

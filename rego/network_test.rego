@@ -93,6 +93,10 @@ test_create_host_bridge_option_refused if {
 	}
 }
 
+test_create_option_credentials_redacted if {
+	sockproxy.deny == {"network option vendor.api_token=<redacted> is not allowed: allowed_network_options are com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc, com.docker.network.bridge.enable_ip_masquerade, com.docker.network.container_iface_prefix"} with input as create_net({"options": {"vendor.api_token": "s3cr3t"}})
+}
+
 test_create_swarm_and_config_refused if {
 	sockproxy.deny == {"network.create with Ingress is not allowed: it is the swarm routing mesh", "network scope swarm is not allowed: only local networks"} with input as create_net({"ingress": true, "scope": "swarm"})
 	sockproxy.deny == {"network.create with ConfigFrom macvlan-config is not allowed: it takes the driver and options of another network; set allow_network_config_from"} with input as create_net({"config_from": "macvlan-config"})

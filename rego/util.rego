@@ -99,3 +99,24 @@ glob_any(patterns, s) if {
 	some p in patterns
 	glob.match(p, null, s)
 }
+
+# option_text(k, v) is "k=v" for a refusal message, with the value of a
+# secret-looking key (a CIFS password=, a token) and such pairs inside
+# comma-separated mount options (o=addr=srv,password=p) redacted: refusal
+# messages reach the client, the audit log and the decision logs. The same
+# keys as the audit facts' redaction (policy/facts.go).
+option_text(k, v) := sprintf("%s=<redacted>", [k]) if secret_key(k)
+
+else := sprintf("%s=%s", [k, mount_options_text(v)]) if k == "o"
+
+else := sprintf("%s=%v", [k, v])
+
+mount_options_text(v) := concat(",", [redacted_pair(part) | some part in split(v, ",")])
+
+redacted_pair(part) := sprintf("%s=<redacted>", [kv[0]]) if {
+	kv := split(part, "=")
+	count(kv) > 1
+	secret_key(kv[0])
+} else := part
+
+secret_key(k) if regex.match(`(?i)pass|secret|token|cred|auth|api[_.-]?key|private[_.-]?key|access[_.-]?key`, k)

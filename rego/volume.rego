@@ -56,7 +56,7 @@ deny contains msg if {
 	some opt in split(object.get(v.options, "o", ""), ",")
 	startswith(opt, "addr=")
 	not "network" in settings.allowed_local_volume_kinds
-	msg := sprintf("volume %s: local driver option o=%s names a network server (addr=): not allowed", [name, v.options.o])
+	msg := sprintf("volume %s: local driver option %s names a network server (addr=): not allowed", [name, util.option_text("o", v.options.o)])
 }
 
 under_root(p) if {
@@ -68,4 +68,4 @@ name := v.name if v.name != ""
 
 else := "(anonymous)"
 
-options_text := concat(",", sort([sprintf("%s=%s", [k, val]) | some k, val in v.options]))
+options_text := concat(",", sort([util.option_text(k, val) | some k, val in v.options]))

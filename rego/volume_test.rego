@@ -53,3 +53,12 @@ test_cluster_volume_refused if {
 test_without_facts_refused if {
 	sockproxy.deny == {"volume.create without normalized facts (input.volume): refused"} with input as f.request("volume.create")
 }
+
+# Refusals reach the client, the audit log and decision logs: credentials in
+# options never appear in them.
+test_network_share_credentials_redacted if {
+	sockproxy.deny == {
+		"volume cache: local driver options device=//srv/share,o=addr=10.0.0.1,username=bob,password=<redacted>,password=<redacted>,type=cifs mounts a network share: allowed_local_volume_kinds are tmpfs",
+		"volume cache: local driver option o=addr=10.0.0.1,username=bob,password=<redacted> names a network server (addr=): not allowed",
+	} with input as vol({"options": {"type": "cifs", "o": "addr=10.0.0.1,username=bob,password=hunter2", "device": "//srv/share", "password": "hunter2"}, "local_mount": "network"})
+}
