@@ -214,7 +214,10 @@ func TestServeFleetBundleAndDecisionLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	client := serveForTest(t, dir, fmt.Sprintf(`opa:
+	metricsSock := filepath.Join(dir, "metrics.sock")
+	client := serveForTest(t, dir, fmt.Sprintf(`metrics:
+  listen: %s
+opa:
   services:
     fleet:
       url: %s
@@ -229,7 +232,7 @@ func TestServeFleetBundleAndDecisionLogs(t *testing.T) {
     reporting: {min_delay_seconds: 1, max_delay_seconds: 1}
   labels:
     site: test
-`, srv.URL), nil)
+`, metricsSock, srv.URL), nil)
 
 	// The first download is asynchronous: wait for revision r1 to refuse.
 	pollUntil(t, "bundle r1 refuses volume.list", func() bool {
@@ -248,6 +251,20 @@ func TestServeFleetBundleAndDecisionLogs(t *testing.T) {
 	})
 	if code, msg := getMessage(t, client, "/v1.41/volumes"); code != http.StatusOK {
 		t.Fatalf("volume.list under r2: %d %q", code, msg)
+	}
+
+	// /healthz names the bundle revision in force.
+	health := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", metricsSock)
+	}}}
+	resp, err := health.Get("http://sockproxy/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `fleet: revision \"r2\"`) {
+		t.Errorf("/healthz: %d %s", resp.StatusCode, body)
 	}
 
 	// The refusal under r2 reaches the decision log service.

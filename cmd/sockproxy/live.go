@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	bundleplugin "github.com/open-policy-agent/opa/v1/plugins/bundle"
 
 	"github.com/sockproxy/sockproxy/config"
 	"github.com/sockproxy/sockproxy/metrics"
@@ -171,7 +174,7 @@ func serveMetrics(c config.Metrics, m *metrics.Metrics, checks []metrics.Check, 
 
 // healthChecks: dockerd answers a ping through the upstream transport, a
 // policy revision is in force, and the audit log can be written.
-func healthChecks(rt http.RoundTripper, engine *policy.Engine, reloader *policy.Reloader, auditLog *audit.Log) []metrics.Check {
+func healthChecks(rt http.RoundTripper, engine *policy.Engine, reloader *policy.Reloader, auditLog *audit.Log, fleet *policy.Fleet) []metrics.Check {
 	checks := []metrics.Check{metrics.UpstreamCheck(rt)}
 	checks = append(checks, metrics.Check{Name: "policy", Run: func(context.Context) (string, error) {
 		if engine == nil {
@@ -200,5 +203,35 @@ func healthChecks(rt http.RoundTripper, engine *policy.Engine, reloader *policy.
 		}
 		return fmt.Sprintf("%d records, %d write errors", st.Records, st.WriteErrors), nil
 	}})
+	if fleet != nil {
+		// Informational: without a bundle the local policy still decides,
+		// so a bundle server being down is not the proxy being unhealthy.
+		checks = append(checks, metrics.Check{Name: "bundles", Run: func(context.Context) (string, error) {
+			return bundlesDetail(fleet.BundleStatus()), nil
+		}})
+	}
 	return checks
+}
+
+// bundlesDetail says, per OPA bundle, which revision is in force and the
+// latest download or activation error.
+func bundlesDetail(statuses map[string]bundleplugin.Status) string {
+	if len(statuses) == 0 {
+		return "no bundle status yet: the local policy decides"
+	}
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(statuses)) {
+		st := statuses[name]
+		part := name + ": "
+		if st.ActiveRevision != "" || !st.LastSuccessfulActivation.IsZero() {
+			part += fmt.Sprintf("revision %q since %s", st.ActiveRevision, st.LastSuccessfulActivation.Format(time.RFC3339))
+		} else {
+			part += "never activated (the local policy decides)"
+		}
+		if st.Code != "" || st.Message != "" {
+			part += fmt.Sprintf("; latest error %s: %s", st.Code, st.Message)
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, "; ")
 }

@@ -361,11 +361,12 @@ func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.
 	if auditLog != nil {
 		auditor = auditLog
 	}
+	var fleet *policy.Fleet
 	if len(cfg.OPA) > 0 {
 		if reloader == nil {
 			return errors.New("the opa section (bundles, decision logs) needs the policy engine: it cannot go with --allow-all")
 		}
-		fleet, err := policy.StartFleet(ctx, policy.FleetOptions{
+		fleet, err = policy.StartFleet(ctx, policy.FleetOptions{
 			Config: cfg.OPA, Reloader: reloader, Logger: logger,
 			OnLogError: func(error) {
 				if m != nil {
@@ -413,7 +414,7 @@ func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.
 		listeners = append(listeners, tcpLn)
 	}
 	if m != nil {
-		stop, err := serveMetrics(cfg.Metrics, m, healthChecks(rt, engine, reloader, auditLog), p, logger)
+		stop, err := serveMetrics(cfg.Metrics, m, healthChecks(rt, engine, reloader, auditLog, fleet), p, logger)
 		if err != nil {
 			for _, ln := range listeners {
 				ln.Close()
