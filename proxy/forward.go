@@ -493,51 +493,24 @@ func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, l
 	if f == noBody {
 		return true, bw.Flush()
 	}
-	in := burstReader{br: up.br, coalesce: live}
-	defer in.release()
 	out := chunkWriter{conn: client, bw: bw, chunked: f == chunkedBody}
 	defer out.release()
 	var beforeWait func() error
 	if live {
 		beforeWait = out.flush
 	}
-	var chunks chunkScanner
-	remaining := length
-	for {
-		data, rerr := in.next(beforeWait)
-		if len(data) > 0 {
-			n, end := len(data), false
-			switch f {
-			case fixedLength:
-				if int64(n) >= remaining {
-					n, end = int(remaining), true
-				}
-				remaining -= int64(n)
-				_, err = bw.Write(data[:n])
-			case chunkedBody:
-				n, end, err = chunks.scan(data, out.add)
-			default:
-				_, err = bw.Write(data)
-			}
-			if err != nil {
-				return false, err
-			}
-			in.consume(n)
-			if end {
-				return n == len(data), out.finish()
-			}
-		}
-		if rerr != nil {
-			if f == untilEOF && errors.Is(rerr, io.EOF) {
-				return false, bw.Flush()
-			}
-			if errors.Is(rerr, io.EOF) {
-				rerr = io.ErrUnexpectedEOF
-			}
-			_ = out.flush()
-			return false, rerr
+	sink := out.add
+	if f != chunkedBody {
+		sink = func(data []byte) error {
+			_, err := bw.Write(data)
+			return err
 		}
 	}
+	if reusable, err = readBody(up, f, length, live, beforeWait, sink); err != nil {
+		_ = out.flush() // what came before the failure still goes out
+		return false, err
+	}
+	return reusable, out.finish()
 }
 
 // chunkWriter collects the data of dockerd's chunks and writes it as one
