@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -58,13 +59,7 @@ type testBundle struct {
 func (b testBundle) build(t testing.TB, keyID, key string) []byte {
 	t.Helper()
 	ob := bundle.Bundle{Data: b.data, Manifest: bundle.Manifest{Revision: b.revision, Roots: &[]string{"fleet", "sockproxy"}}}
-	for _, path := range slices.Sorted(func(yield func(string) bool) {
-		for p := range b.modules {
-			if !yield(p) {
-				return
-			}
-		}
-	}) {
+	for _, path := range slices.Sorted(maps.Keys(b.modules)) {
 		ob.Modules = append(ob.Modules, bundle.ModuleFile{URL: "/" + path, Path: "/" + path, Raw: []byte(b.modules[path])})
 	}
 	if key != "" {

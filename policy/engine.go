@@ -321,16 +321,7 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 	}
 	in, body, err := e.build(ctx, req)
 	if err != nil {
-		d := proxy.Decision{
-			Allow:    false,
-			Status:   inputErrorStatus(err),
-			Reasons:  []string{err.Error()},
-			Revision: rev.ID,
-		}
-		if re := (*input.RequestError)(nil); errors.As(err, &re) && re.DaemonWords {
-			d.Message = re.Message
-		}
-		return d
+		return inputRefusal(err, rev.ID)
 	}
 	res := rev.Evaluate(ctx, in, body, e.EvalTimeout())
 	d := proxy.Decision{
@@ -362,13 +353,20 @@ func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision 
 	return d
 }
 
-// inputErrorStatus is the HTTP status for a request whose input could not
-// be built: the one input.RequestError names (400 for a body dockerd could
-// read differently, 502/503 when a daemon lookup failed), else 400.
-func inputErrorStatus(err error) int {
+// inputRefusal refuses a request whose input could not be built, with the
+// status an input.RequestError names (400 for a body dockerd could read
+// differently, 404 for a missing object, 502/503 when a daemon lookup
+// failed), else 400; a missing object is answered in dockerd's own words.
+func inputRefusal(err error, revision string) proxy.Decision {
+	d := proxy.Decision{Status: http.StatusBadRequest, Reasons: []string{err.Error()}, Revision: revision}
 	var re *input.RequestError
-	if errors.As(err, &re) && re.Status != 0 {
-		return re.Status
+	if errors.As(err, &re) {
+		if re.Status != 0 {
+			d.Status = re.Status
+		}
+		if re.DaemonWords {
+			d.Message = re.Message
+		}
 	}
-	return http.StatusBadRequest
+	return d
 }

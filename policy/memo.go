@@ -21,7 +21,6 @@ const memoLimit = 512
 // large, so they are never remembered.
 type decisionMemo struct {
 	mu sync.Mutex
-	n  int
 	m  map[string]Result // by memoKey of the input
 }
 
@@ -46,12 +45,8 @@ func (c *decisionMemo) put(key []byte, res Result) {
 	res.Deny, res.Warn = slices.Clip(res.Deny), slices.Clip(res.Warn)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n >= memoLimit {
+	if len(c.m) >= memoLimit {
 		clear(c.m)
-		c.n = 0
-	}
-	if _, ok := c.m[string(key)]; !ok {
-		c.n++
 	}
 	c.m[string(key)] = res
 }

@@ -17,7 +17,7 @@ func pingInput(uid int) *input.Input {
 func memoSize(r *Revision) int {
 	r.memo.mu.Lock()
 	defer r.memo.mu.Unlock()
-	return r.memo.n
+	return len(r.memo.m)
 }
 
 // A body-less input is evaluated once per revision; the remembered verdict
