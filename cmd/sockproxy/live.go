@@ -115,8 +115,7 @@ func (l *liveConfig) reload(ctx context.Context, cause string, readConfig bool) 
 				"reason", "this proxy cannot switch modes while serving")
 		}
 	}
-	sourceChanged := !slices.Equal(next.Policy.Dirs, l.running.Policy.Dirs) || !equalData(next.Policy.Data, l.running.Policy.Data)
-	if sourceChanged {
+	if slices.Contains(changed, "policy.dirs") || slices.Contains(changed, "policy.data") {
 		res := l.reloader.SetSource(ctx, cause, next.Policy.Dirs, next.Policy.Data)
 		if res.Err == nil {
 			l.running.Policy.Dirs, l.running.Policy.Data = next.Policy.Dirs, next.Policy.Data
@@ -125,10 +124,6 @@ func (l *liveConfig) reload(ctx context.Context, cause string, readConfig bool) 
 		l.reloader.Reload(ctx, cause)
 	}
 	l.rewatch()
-}
-
-func equalData(a, b map[string]any) bool {
-	return fmt.Sprint(a) == fmt.Sprint(b) // fmt sorts map keys: a canonical rendering
 }
 
 // rewatch points the watcher at the policy directories in force and the

@@ -172,4 +172,22 @@ metrics:
 		t.Errorf("metrics at the end: would-deny %v (before %v), reload failures %v, last success %v",
 			m[wouldDeny], before[wouldDeny], m[failures], m["sockproxy_policy_last_reload_success"])
 	}
+
+	// The library's settings changed in the configuration file go in live.
+	cfgPath := filepath.Join(dir, "sockproxy.yaml")
+	cfgText, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgText = []byte(strings.Replace(string(cfgText), "  mode: dry-run\n", "  mode: dry-run\n  data:\n    operations:\n      volume.list: deny\n", 1))
+	if err := os.WriteFile(cfgPath, cfgText, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, "policy.data from the configuration file is put in force", func() bool {
+		if code, _ := getMessage(t, client, "/v1.41/volumes"); code != http.StatusOK {
+			t.Fatalf("dry-run did not forward volume.list: %d", code)
+		}
+		recs := auditRecords(t, auditPath)
+		return slices.Contains(recs[len(recs)-1].Reasons, "operation volume.list is refused by the policy (operations: deny)")
+	})
 }
