@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sockproxy/sockproxy/policy/input"
+	sprego "github.com/sockproxy/sockproxy/rego"
 )
 
 func TestRedactOptions(t *testing.T) {
@@ -30,5 +32,15 @@ func TestRedactOptions(t *testing.T) {
 	f := facts(in, Result{})["volume"].(map[string]any)
 	if o := f["options"].(map[string]string)["o"]; o != "password="+Redacted || in.VolumeCreate.Options["o"] != "password=p" {
 		t.Errorf("volume facts o=%q, input o=%q", o, in.VolumeCreate.Options["o"])
+	}
+}
+
+// The library's refusal messages redact by the same keys as the audit facts
+// (rego/util.rego secret_key), so a credential hidden in one is not shown
+// by the other.
+func TestRegoRedactsTheSameKeys(t *testing.T) {
+	util := sprego.Modules()[sprego.FilePrefix+"util.rego"]
+	if want := "regex.match(`" + secretKey.String() + "`, k)"; !strings.Contains(util, want) {
+		t.Errorf("rego/util.rego secret_key does not use %s", want)
 	}
 }

@@ -101,17 +101,15 @@ glob_any(patterns, s) if {
 }
 
 # option_text(k, v) is "k=v" for a refusal message, with the value of a
-# secret-looking key (a CIFS password=, a token) and such pairs inside
-# comma-separated mount options (o=addr=srv,password=p) redacted: refusal
-# messages reach the client, the audit log and the decision logs. The same
-# keys as the audit facts' redaction (policy/facts.go).
+# secret-looking key (a CIFS password=, a token) and such pairs inside a
+# comma-separated value (o=addr=srv,password=p) redacted: refusal messages
+# reach the client, the audit log and the decision logs. The same rule as
+# the audit facts' redaction (policy/facts.go RedactOptions).
 option_text(k, v) := sprintf("%s=<redacted>", [k]) if secret_key(k)
 
-else := sprintf("%s=%s", [k, mount_options_text(v)]) if k == "o"
+else := sprintf("%s=%s", [k, redacted_pairs(v)])
 
-else := sprintf("%s=%v", [k, v])
-
-mount_options_text(v) := concat(",", [redacted_pair(part) | some part in split(v, ",")])
+redacted_pairs(v) := concat(",", [redacted_pair(part) | some part in split(v, ",")])
 
 redacted_pair(part) := sprintf("%s=<redacted>", [kv[0]]) if {
 	kv := split(part, "=")
