@@ -316,7 +316,7 @@ func Message(reasons []string) string {
 // verdict; Body is the canonical body to forward.
 func (e *Engine) Decide(ctx context.Context, req *proxy.Request) proxy.Decision {
 	rev := e.rev.Load()
-	if ownershipOn(rev.Library) {
+	if OwnershipOn(rev.Library) {
 		ctx = input.WithOwnerLabels(ctx)
 	}
 	in, body, err := e.build(ctx, req)

@@ -28,10 +28,11 @@ type FilterSpec struct {
 // rule costs every other decision a few microseconds otherwise).
 const filterOperations = `{"container.list", "network.list", "volume.list", "system.events"}`
 
-// ownershipOn reports whether the revision enables ownership for anyone
+// OwnershipOn reports whether the revision enables ownership for anyone
 // (the base settings or a profile): owner labels are then written into
-// every create body, so that the rules have owners to read back.
-func ownershipOn(lib *LibraryConfig) bool {
+// every create body, so that the rules have owners to read back; tools that
+// judge requests as the engine does (policy eval) build bodies the same way.
+func OwnershipOn(lib *LibraryConfig) bool {
 	if lib == nil {
 		return false
 	}
@@ -280,8 +281,3 @@ func (f *eventFilter) labels(ctx context.Context, kind, id string) (map[string]s
 		return v.Labels, nil
 	}
 }
-
-// OwnershipOn reports whether lib enables ownership for anyone, so that
-// owner labels are written into create bodies: tools that judge requests
-// as the engine does (policy eval) build their bodies the same way.
-func OwnershipOn(lib *LibraryConfig) bool { return ownershipOn(lib) }

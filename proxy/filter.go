@@ -3,9 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 )
@@ -120,51 +118,6 @@ func (p *Proxy) filterFailed(cc *clientConn, r *http.Request, x *exchange, err e
 	writeErrorResponse(cc.bw, isHTTP10(r), http.StatusBadGateway, "sockproxy: "+err.Error(), true)
 	_ = cc.bw.Flush()
 	return err
-}
-
-// readBody reads a response body from dockerd in its framing and hands its
-// data to sink (valid only during the call); beforeWait runs when it would
-// block, as in relayBody. It reports whether the daemon connection ended
-// exactly with the body.
-func readBody(up *upstreamConn, f framing, length int64, live bool, beforeWait func() error, sink func([]byte) error) (reusable bool, err error) {
-	in := burstReader{br: up.br, coalesce: live}
-	defer in.release()
-	var chunks chunkScanner
-	remaining := length
-	for {
-		data, rerr := in.next(beforeWait)
-		if len(data) > 0 {
-			n, end := len(data), false
-			switch f {
-			case fixedLength:
-				if int64(n) >= remaining {
-					n, end = int(remaining), true
-				}
-				remaining -= int64(n)
-				err = sink(data[:n])
-			case chunkedBody:
-				n, end, err = chunks.scan(data, sink)
-			default:
-				err = sink(data)
-			}
-			if err != nil {
-				return false, err
-			}
-			in.consume(n)
-			if end {
-				return n == len(data), nil
-			}
-		}
-		if rerr != nil {
-			if f == untilEOF && errors.Is(rerr, io.EOF) {
-				return false, nil
-			}
-			if errors.Is(rerr, io.EOF) {
-				rerr = io.ErrUnexpectedEOF
-			}
-			return false, rerr
-		}
-	}
 }
 
 // lineFilter splits a stream into lines, and emits those keep keeps, each

@@ -513,6 +513,51 @@ func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, l
 	return reusable, out.finish()
 }
 
+// readBody reads a response body from dockerd in its framing and hands its
+// data to sink (valid only during the call); beforeWait runs when it would
+// block (a writer's flush). It reports whether the daemon connection ended
+// exactly with the body.
+func readBody(up *upstreamConn, f framing, length int64, live bool, beforeWait func() error, sink func([]byte) error) (reusable bool, err error) {
+	in := burstReader{br: up.br, coalesce: live}
+	defer in.release()
+	var chunks chunkScanner
+	remaining := length
+	for {
+		data, rerr := in.next(beforeWait)
+		if len(data) > 0 {
+			n, end := len(data), false
+			switch f {
+			case fixedLength:
+				if int64(n) >= remaining {
+					n, end = int(remaining), true
+				}
+				remaining -= int64(n)
+				err = sink(data[:n])
+			case chunkedBody:
+				n, end, err = chunks.scan(data, sink)
+			default:
+				err = sink(data)
+			}
+			if err != nil {
+				return false, err
+			}
+			in.consume(n)
+			if end {
+				return n == len(data), nil
+			}
+		}
+		if rerr != nil {
+			if f == untilEOF && errors.Is(rerr, io.EOF) {
+				return false, nil
+			}
+			if errors.Is(rerr, io.EOF) {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return false, rerr
+		}
+	}
+}
+
 // chunkWriter collects the data of dockerd's chunks and writes it as one
 // chunk per flush. Its buffer is taken from the pool only while data is
 // pending, so a quiet stream holds none.
