@@ -349,7 +349,7 @@ func fullImageID(ref string) bool {
 		return false
 	}
 	for _, c := range hex {
-		if !strings.ContainsRune("0123456789abcdef", c) {
+		if !strings.ContainsRune(hexDigits, c) {
 			return false
 		}
 	}
