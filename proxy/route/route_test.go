@@ -742,19 +742,33 @@ var benchTargets = []struct{ method, target string }{
 	{"POST", "/v1.41/networks/net1/connect"},
 }
 
+// BenchmarkClassify measures the requests the bench's latency groups send
+// (ping, list, inspect, archive), one by one, and a mix of common routes.
 func BenchmarkClassify(b *testing.B) {
 	r := New(Config{})
-	reqs := make([]*http.Request, len(benchTargets))
-	for i, bt := range benchTargets {
-		reqs[i] = newRequest(b, bt.method, bt.target)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := r.Classify(reqs[i%len(reqs)]); err != nil {
-			b.Fatal(err)
+	run := func(b *testing.B, reqs []*http.Request) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := r.Classify(reqs[i%len(reqs)]); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
+	for _, bt := range []struct{ name, method, target string }{
+		{"ping", "GET", "/_ping"},
+		{"list", "GET", "/v1.41/containers/json"},
+		{"inspect", "GET", "/v1.41/containers/0123456789abcdef0123456789abcdef/json"},
+		{"archive", "GET", "/v1.41/containers/0123456789abcdef0123456789abcdef/archive?path=%2Fbig"},
+	} {
+		b.Run(bt.name, func(b *testing.B) { run(b, []*http.Request{newRequest(b, bt.method, bt.target)}) })
+	}
+	b.Run("mixed", func(b *testing.B) {
+		reqs := make([]*http.Request, len(benchTargets))
+		for i, bt := range benchTargets {
+			reqs[i] = newRequest(b, bt.method, bt.target)
+		}
+		run(b, reqs)
+	})
 }
 
 func BenchmarkClassifyRefused(b *testing.B) {
