@@ -14,8 +14,10 @@ import (
 // accepts: Classify never panics; a refusal is a *proxy.RouteError with a
 // 400, 404 or 405; a classified request's path is clean, spells its
 // operation's template once its variables are put back, each variable fits
-// its pattern, and its version is within bounds; and dockerd's router (as
-// rebuilt by newDockerdMux) answers the same.
+// its pattern, and its version is within bounds; dockerd's router (as
+// rebuilt by newDockerdMux) answers the same; and the classifier that
+// matches with mux's routes (newMuxClassifier) gives the same Operation or
+// refusal.
 func FuzzClassify(f *testing.F) {
 	for _, tc := range pathTricks {
 		f.Add(tc.method, tc.target)
@@ -26,7 +28,11 @@ func FuzzClassify(f *testing.F) {
 	f.Add("GET", "/v1.41/containers/a%2F..%2F..%2Fjson")
 	f.Add("POST", "/v1.41/containers/%2Fetc/start?x=1")
 	f.Add("DELETE", "/v9999999999999999999999.1/containers/x")
-	r, d := New(Config{}), newDockerdMux(Config{})
+	f.Add("GET", "/v1.41/containers/%0A/checkpoints/x")
+	f.Add("DELETE", "/containers/a/checkpoints/b%0A")
+	f.Add("OPTIONS", "/v1.41/a%0A")
+	f.Add("GET", "/v1.41/networks/%FF")
+	r, d, ref := New(Config{}), newDockerdMux(Config{}), newMuxClassifier(Config{})
 	f.Fuzz(func(t *testing.T, method, target string) {
 		req, err := readRequest(method, target)
 		if err != nil {
@@ -42,6 +48,10 @@ func FuzzClassify(f *testing.F) {
 			checkClassified(t, req.URL.Path, op)
 		}
 		agree(t, r, d, method, target)
+		sameAsMux(t, r, ref, method, target)
+		if p := req.URL.Path; isClean(p) != (cleanPath(p) == p) {
+			t.Fatalf("isClean(%q) = %v, cleanPath gives %q", p, isClean(p), cleanPath(p))
+		}
 	})
 }
 

@@ -8,13 +8,15 @@
 // /containers/a%2Fb/json inspects the container "a/b"). Paths whose decoded
 // form is not clean get a 301 from dockerd; this package refuses them.
 //
-// The Router builds gorilla/mux routes from the same templates, in the same
-// order, and matches with the expressions mux compiles from them, so what
-// matches and which variables come out is what dockerd's router decides (the
-// tests compare it with a router built exactly like dockerd's, and with the
-// live dockerd). To keep classification fast it only tries, in order, the
-// routes that can match: those registered for the request's method whose
-// first path segment is the request's and whose literal tail ends the path.
+// The Router compiles the same templates dockerd registers, in the same
+// order, into literals and variables matched with string comparisons that
+// give what the regular expressions gorilla/mux compiles from them give
+// (template.go): what matches, which route wins and which variables come out
+// is what dockerd's router decides. The tests hold it to a router built
+// exactly like dockerd's with gorilla/mux, to a classifier that matches with
+// mux's own routes, and to the live dockerd. To keep classification fast it
+// only tries, in order, the routes that can match: those registered for the
+// request's method whose first path segment is the request's.
 package route
 
 import (
@@ -22,10 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
-
-	"github.com/gorilla/mux"
 
 	"github.com/sockproxy/sockproxy/proxy"
 )
@@ -81,31 +80,45 @@ func (c Config) Validate() error {
 // concurrent use.
 type Router struct {
 	cfg Config
-	// versioned and bare hold, per method and then per first path segment
-	// ("containers", "_ping"), the candidate routes in registration order.
-	// The "" key holds the routes whose first segment is a variable (they
-	// are in every list too).
-	versioned map[string]map[string][]candidate
-	bare      map[string]map[string][]candidate
+	// minVersion and maxVersion are cfg's bounds split into part values,
+	// compared with a path's version without strconv (versionCmp).
+	minVersion, maxVersion []int
+	// methods holds the candidate routes of each method dockerd serves (a
+	// handful: a scan is cheaper than a map).
+	methods []*methodRoutes
 	// all is every registered route in dockerd's order, both forms, for the
 	// rare question "does any route match this path with another method?".
 	all []candidate
 }
 
-// candidate is one registered mux route (one form of one table entry).
+// methodRoutes holds, per first path segment ("containers", "_ping"), the
+// candidate routes of one method in registration order, for versioned and
+// for bare paths. The "" key holds the routes whose first segment is a
+// variable (they are in every list too).
+type methodRoutes struct {
+	method          string
+	versioned, bare map[string][]candidate
+}
+
+// routes returns the routes of method, nil when dockerd serves none.
+func (r *Router) routes(method string) *methodRoutes {
+	for _, m := range r.methods {
+		if m.method == method {
+			return m
+		}
+	}
+	return nil
+}
+
+// candidate is one registered route (one form of one table entry).
 type candidate struct {
-	route *mux.Route
-	spec  *OperationSpec
-	// tail is the literal end of the template: a path it matches ends with
-	// it. Checking it first skips most regular expressions.
-	tail string
+	spec *OperationSpec
+	// tpl is spec.Path compiled. The versioned form matches it against what
+	// follows the version prefix, the bare form against the whole path.
+	tpl       *template
+	versioned bool
 	// anyPath is set for templates whose first segment is a variable.
 	anyPath bool
-	// re is the route's path expression as mux compiled it from the
-	// template, and names its variables in the order of its groups: matching
-	// with it once gives what mux's Route.Match gives after two passes.
-	re    *regexp.Regexp
-	names []string
 }
 
 // New builds a Router. It panics on a configuration that Validate refuses:
@@ -116,37 +129,26 @@ func New(cfg Config) *Router {
 		panic("route.New: " + err.Error())
 	}
 	r := &Router{
-		cfg:       cfg,
-		versioned: map[string]map[string][]candidate{},
-		bare:      map[string]map[string][]candidate{},
+		cfg:        cfg,
+		minVersion: versionParts(cfg.MinAPIVersion),
+		maxVersion: versionParts(cfg.MaxAPIVersion),
 	}
-	m := mux.NewRouter()
 	for i := range table {
 		s := &table[i]
+		if !strings.HasPrefix(s.Path, "/") {
+			// The version prefix ends where the template starts: it needs
+			// the "/" that ends dockerd's [0-9.]+.
+			panic(fmt.Sprintf("route.New: template %q does not start with /", s.Path))
+		}
+		tpl, err := compileTemplate(s.Path)
+		if err != nil {
+			panic(fmt.Sprintf("route.New: template %q: %v", s.Path, err))
+		}
+		_, literal := templateKey(s.Path)
 		for _, versioned := range []bool{true, false} {
-			tpl := s.Path
-			if versioned {
-				tpl = versionPrefix + s.Path
-			}
-			mr := m.Path(tpl).Methods(s.Method)
-			if err := mr.GetError(); err != nil {
-				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
-			}
-			expr, err := mr.GetPathRegexp()
-			if err != nil {
-				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
-			}
-			names, err := mr.GetVarNames()
-			if err != nil {
-				panic(fmt.Sprintf("route.New: template %q: %v", tpl, err))
-			}
-			_, literal := templateKey(s.Path)
-			c := candidate{
-				route: mr, spec: s, tail: literalTail(s.Path), anyPath: !literal,
-				re: regexp.MustCompile(expr), names: names,
-			}
+			c := candidate{spec: s, tpl: &tpl, versioned: versioned, anyPath: !literal}
 			r.all = append(r.all, c)
-			r.add(c, versioned)
+			r.add(c)
 		}
 	}
 	return r
@@ -156,14 +158,18 @@ func New(cfg Config) *Router {
 const versionPrefix = "/v{version:[0-9.]+}"
 
 // add files c under its method and first segment, in order.
-func (r *Router) add(c candidate, versioned bool) {
+func (r *Router) add(c candidate) {
 	key, _ := templateKey(c.spec.Path)
+	m := r.routes(c.spec.Method)
+	if m == nil {
+		m = &methodRoutes{method: c.spec.Method, versioned: map[string][]candidate{}, bare: map[string][]candidate{}}
+		r.methods = append(r.methods, m)
+	}
 	if c.anyPath {
 		// A template starting with a variable may match any path, versioned
 		// or not, in either form: it joins every list of its method, and
 		// lists made later start from the "" list that holds it.
-		for _, idx := range []map[string]map[string][]candidate{r.versioned, r.bare} {
-			byKey := methodLists(idx, c.spec.Method)
+		for _, byKey := range []map[string][]candidate{m.versioned, m.bare} {
 			for k := range byKey {
 				byKey[k] = append(byKey[k], c)
 			}
@@ -173,32 +179,22 @@ func (r *Router) add(c candidate, versioned bool) {
 		}
 		return
 	}
-	if !versioned {
+	if !c.versioned {
 		// A literal first segment never looks like "v1.41", so a bare
 		// template only matches bare paths.
 		if isVersionSegment(key) {
 			panic(fmt.Sprintf("route.New: template %q starts like a version prefix", c.spec.Path))
 		}
 	}
-	idx := r.bare
-	if versioned {
-		idx = r.versioned
+	byKey := m.bare
+	if c.versioned {
+		byKey = m.versioned
 	}
-	byKey := methodLists(idx, c.spec.Method)
 	if _, ok := byKey[key]; !ok {
 		// Start from the variable-first routes registered so far.
 		byKey[key] = append([]candidate(nil), byKey[""]...)
 	}
 	byKey[key] = append(byKey[key], c)
-}
-
-func methodLists(idx map[string]map[string][]candidate, method string) map[string][]candidate {
-	byKey, ok := idx[method]
-	if !ok {
-		byKey = map[string][]candidate{}
-		idx[method] = byKey
-	}
-	return byKey
 }
 
 // templateKey returns the first segment of a template and whether it is
@@ -215,15 +211,6 @@ func firstSegment(p string) string {
 		return p[:i]
 	}
 	return p
-}
-
-// literalTail returns the text after a template's last variable (all of it
-// when there is none).
-func literalTail(tpl string) string {
-	if i := strings.LastIndexByte(tpl, '}'); i >= 0 {
-		return tpl[i+1:]
-	}
-	return tpl
 }
 
 // isVersionSegment reports whether seg is "v" followed by what dockerd's
@@ -274,6 +261,32 @@ func cleanPath(p string) string {
 	return np
 }
 
+// isClean reports whether cleanPath(p) == p, without building the clean
+// path: p starts with "/" and has no empty segment but a last one (the
+// trailing slash mux keeps), and no "." or ".." segment.
+func isClean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for p != "" {
+		p = p[1:] // the "/" before the segment
+		n := strings.IndexByte(p, '/')
+		if n < 0 {
+			n = len(p)
+		}
+		switch p[:n] {
+		case "":
+			if n < len(p) {
+				return false // "//"
+			}
+		case ".", "..":
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
 // Classify names the operation of req as dockerd would route it. Refusals are
 // *proxy.RouteError:
 //   - 400 for a path that is not clean once percent-decoded ("//", "/./",
@@ -292,59 +305,62 @@ func (r *Router) Classify(req *http.Request) (proxy.Operation, error) {
 		return proxy.Operation{}, &proxy.RouteError{Status: http.StatusBadRequest, Message: "request has no URL"}
 	}
 	p := req.URL.Path
-	if c := cleanPath(p); c != p {
+	if !isClean(p) {
 		return proxy.Operation{}, &proxy.RouteError{
 			Status: http.StatusBadRequest,
 			Message: fmt.Sprintf("request path %q is not clean (dockerd would redirect it to %q); send the clean path",
-				p, c),
+				p, cleanPath(p)),
 		}
 	}
 
 	version, rest, versioned := splitVersion(p)
-	idx := r.bare
-	if versioned {
-		idx = r.versioned
-	}
-	byKey := idx[req.Method]
-	list, ok := byKey[firstSegment(rest)]
-	if !ok {
-		list = byKey[""]
+	var list []candidate
+	if m := r.routes(req.Method); m != nil {
+		byKey := m.bare
+		if versioned {
+			byKey = m.versioned
+		}
+		var ok bool
+		if list, ok = byKey[firstSegment(rest)]; !ok {
+			list = byKey[""]
+		}
 	}
 	for i := range list {
 		c := &list[i]
-		if !strings.HasSuffix(p, c.tail) {
-			continue
+		target := p
+		if c.versioned {
+			if !versioned {
+				continue
+			}
+			target = rest
 		}
-		m := c.re.FindStringSubmatchIndex(p)
-		if m == nil {
+		vals, ok := c.tpl.match(target)
+		if !ok {
 			continue
 		}
 		var vars map[string]string
-		for j, name := range c.names {
-			if name == "version" {
-				continue // the Operation's APIVersion
+		if len(c.tpl.vars) > 0 {
+			vars = make(map[string]string, len(c.tpl.vars))
+			for j, v := range c.tpl.vars {
+				vars[v.name] = vals[j]
 			}
-			if vars == nil {
-				vars = make(map[string]string, len(c.names))
-			}
-			vars[name] = p[m[2*j+2]:m[2*j+3]]
 		}
 		return r.operation(req, c.spec, version, versioned, vars)
 	}
-	return proxy.Operation{}, r.unrouted(req)
+	return proxy.Operation{}, r.unrouted(req, versioned, rest)
 }
 
 // operation builds the classified Operation once a route matched.
 func (r *Router) operation(req *http.Request, s *OperationSpec, version string, versioned bool, vars map[string]string) (proxy.Operation, error) {
 	if versioned {
-		if CompareVersions(version, r.cfg.MinAPIVersion) < 0 {
+		if versionCmp(version, r.minVersion) < 0 {
 			return proxy.Operation{}, &proxy.RouteError{
 				Status: http.StatusBadRequest,
 				Message: fmt.Sprintf("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version",
 					version, r.cfg.MinAPIVersion),
 			}
 		}
-		if CompareVersions(version, r.cfg.MaxAPIVersion) > 0 {
+		if versionCmp(version, r.maxVersion) > 0 {
 			return proxy.Operation{}, &proxy.RouteError{
 				Status:  http.StatusBadRequest,
 				Message: fmt.Sprintf("client version %s is too new. Maximum supported API version is %s", version, r.cfg.MaxAPIVersion),
@@ -378,19 +394,23 @@ func (r *Router) operation(req *http.Request, s *OperationSpec, version string, 
 }
 
 // unrouted explains why no route took req: 405 when some route serves its
-// path with another method, 404 otherwise. OPTIONS, served on every path,
-// does not make a path known.
-func (r *Router) unrouted(req *http.Request) error {
-	p := req.URL.Path
-	var match mux.RouteMatch
+// path with another method (mux's ErrMethodMismatch), 404 otherwise.
+// OPTIONS, served on every path, does not make a path known. versioned and
+// rest are splitVersion's.
+func (r *Router) unrouted(req *http.Request, versioned bool, rest string) error {
 	for i := range r.all {
 		c := &r.all[i]
-		if c.spec.Method == req.Method || c.anyPath || !strings.HasSuffix(p, c.tail) {
+		if c.spec.Method == req.Method || c.anyPath {
 			continue
 		}
-		// The route's path matched when mux reports a method mismatch.
-		match = mux.RouteMatch{}
-		if !c.route.Match(req, &match) && match.MatchErr == mux.ErrMethodMismatch {
+		target := req.URL.Path
+		if c.versioned {
+			if !versioned {
+				continue
+			}
+			target = rest
+		}
+		if _, ok := c.tpl.match(target); ok {
 			return &proxy.RouteError{
 				Status:  http.StatusMethodNotAllowed,
 				Message: fmt.Sprintf("page not found: dockerd serves no %s route for %s", req.Method, req.URL.EscapedPath()),

@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -61,4 +62,48 @@ func validVersion(v string) error {
 		}
 	}
 	return nil
+}
+
+// versionParts splits a version into the part values CompareVersions reads.
+func versionParts(v string) []int {
+	var parts []int
+	for v != "" {
+		var p string
+		p, v = nextPart(v)
+		parts = append(parts, partValue(p))
+	}
+	return parts
+}
+
+// versionCmp is CompareVersions(v, b) for a version v made of digits and
+// dots (what dockerd's version pattern admits) and a bound b split by
+// versionParts, in one pass over v's bytes without strconv: it runs on every
+// versioned request.
+func versionCmp(v string, b []int) int {
+	j := 0
+	for i := 0; j < len(v) || i < len(b); i++ {
+		// The part's value, or math.MaxInt when it is larger (strconv.Atoi's
+		// value on ErrRange); an empty part is 0.
+		x := 0
+		for ; j < len(v) && v[j] != '.'; j++ {
+			d := int(v[j] - '0')
+			if x > (math.MaxInt-d)/10 {
+				x = math.MaxInt
+			} else {
+				x = x*10 + d
+			}
+		}
+		j++ // the "."
+		y := 0
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			if x > y {
+				return 1
+			}
+			return -1
+		}
+	}
+	return 0
 }
