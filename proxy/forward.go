@@ -484,7 +484,18 @@ func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, l
 			return err
 		}
 	}
-	if reusable, err = readBody(up, f, length, live, beforeWait, sink); err != nil {
+	// Large data goes by splice when both ends allow it.
+	var handoff func(*chunkScanner, *int64) (bool, error)
+	if sp := newBodySplicer(client, up.conn); sp != nil && (f == chunkedBody || f == fixedLength) {
+		defer sp.close()
+		handoff = func(chunks *chunkScanner, remaining *int64) (bool, error) {
+			if err := out.flush(); err != nil {
+				return false, err
+			}
+			return sp.relay(bw, f, chunks, remaining)
+		}
+	}
+	if reusable, err = readBodyFrom(up, f, length, live, beforeWait, sink, handoff); err != nil {
 		_ = out.flush() // what came before the failure still goes out
 		return false, err
 	}
@@ -496,11 +507,26 @@ func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, l
 // block (a writer's flush). It reports whether the daemon connection ended
 // exactly with the body.
 func readBody(up *upstreamConn, f framing, length int64, live bool, beforeWait func() error, sink func([]byte) error) (reusable bool, err error) {
+	return readBodyFrom(up, f, length, live, beforeWait, sink, nil)
+}
+
+// readBodyFrom is readBody that hands the body over to handoff (if not
+// nil) whenever a large piece of data is next in the socket and nothing is
+// buffered: handoff relays some of it, updating the framing state, and
+// says whether the body ended with it.
+func readBodyFrom(up *upstreamConn, f framing, length int64, live bool, beforeWait func() error, sink func([]byte) error,
+	handoff func(chunks *chunkScanner, remaining *int64) (end bool, err error)) (reusable bool, err error) {
 	in := burstReader{br: up.br, coalesce: live}
 	defer in.release()
 	var chunks chunkScanner
 	remaining := length
 	for {
+		if handoff != nil && in.idle() && large(f, &chunks, remaining) {
+			end, err := handoff(&chunks, &remaining)
+			if err != nil || end {
+				return err == nil, err
+			}
+		}
 		data, rerr := in.next(beforeWait)
 		if len(data) > 0 {
 			n, end := len(data), false

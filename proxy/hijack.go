@@ -162,6 +162,10 @@ func (b *burstReader) next(beforeWait func() error) ([]byte, error) {
 	return data, nil
 }
 
+// idle tells whether everything received was handed out and nothing is
+// held back: the next bytes are still in the socket.
+func (b *burstReader) idle() bool { return b.br.Buffered() == 0 && b.err == nil }
+
 // consume marks n bytes of the last next as used.
 func (b *burstReader) consume(n int) {
 	if b.fromBuf > 0 {

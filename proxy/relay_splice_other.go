@@ -1,0 +1,21 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"bufio"
+	"net"
+)
+
+// bodySplicer is splice(2) on Linux; elsewhere relayBody copies.
+type bodySplicer struct{}
+
+func newBodySplicer(net.Conn, net.Conn) *bodySplicer { return nil }
+
+func (*bodySplicer) close() {}
+
+func (*bodySplicer) relay(*bufio.Writer, framing, *chunkScanner, *int64) (bool, error) {
+	return false, nil
+}
+
+func large(framing, *chunkScanner, int64) bool { return false }
