@@ -37,6 +37,33 @@ func BenchmarkPing(b *testing.B) {
 	}
 }
 
+// BenchmarkList measures GET /containers/json (the bench's list request)
+// through the real dockerd, directly and through the proxy (route
+// classifier, allow-all decider, no audit), on one keep-alive connection:
+// a bodyless request with a chunked JSON answer.
+func BenchmarkList(b *testing.B) {
+	upstream := dockertest.Require(b)
+	sock, _ := startProxy(b, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + upstream},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	for _, c := range []struct{ name, sock string }{{"direct", upstream}, {"proxied", sock}} {
+		b.Run(c.name, func(b *testing.B) {
+			client := dockerClient(c.sock)
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Get("http://d/v1.41/containers/json")
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkArchive64MiB streams a 64 MiB file out of a container (GET
 // .../archive, a chunked response), directly and through the proxy: the
 // cost of flushing as bytes arrive.
