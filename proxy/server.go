@@ -49,6 +49,10 @@ type clientConn struct {
 	idle     bool // waiting for a request; guarded by Proxy.mu
 	// gone is set when the client hung up while its request was waiting.
 	gone atomic.Bool
+	// ownReader: br came from a client watch's end and nothing but this
+	// goroutine can read it (no request body sender), so it can go back
+	// to the pool.
+	ownReader bool
 }
 
 // Serve accepts connections on ln until Shutdown; it may run on several
@@ -121,6 +125,7 @@ func (p *Proxy) serveConn(cc *clientConn) {
 // header timeout on a new connection, the idle timeout on a keep-alive one.
 // Shutdown closes connections while they wait here.
 func (p *Proxy) awaitRequest(cc *clientConn, first bool) bool {
+	normalClientBuffers(cc)
 	if cc.br.Buffered() > 0 { // pipelined
 		return true
 	}
@@ -154,6 +159,7 @@ func (p *Proxy) readRequest(cc *clientConn) (*http.Request, error) {
 		_ = cc.conn.SetReadDeadline(time.Time{})
 	}
 	cc.limit.n = maxHeaderBytes
+	cc.ownReader = false // the request's body reads from it
 	r, err := http.ReadRequest(cc.br)
 	overLimit := cc.limit.n == 0
 	cc.limit.n = -1
@@ -252,16 +258,30 @@ func (p *Proxy) register(c net.Conn) (*clientConn, bool) {
 	if p.shutting.Load() || (p.cfg.MaxConnections > 0 && len(p.conns) >= p.cfg.MaxConnections) {
 		return nil, false
 	}
+	startHangupPoller() // before any connection: its descriptor and goroutine are the process's
 	cc := &clientConn{conn: c}
 	cc.limit = limitedReader{r: c, n: -1}
-	cc.br = bufio.NewReaderSize(&cc.limit, clientBufferSize)
-	cc.bw = bufio.NewWriterSize(c, clientWriteBufferSize)
+	cc.br = getReader(&clientReaders, &cc.limit)
+	cc.bw = getWriter(&clientWriters, c)
 	p.conns[cc] = struct{}{}
 	return cc, true
 }
 
 func (p *Proxy) unregister(cc *clientConn) {
 	cc.conn.Close()
+	// The buffers go back to their pools; the read buffer only when no
+	// streamed request body may still be read from it by its sender.
+	switch cc.bw.Size() {
+	case clientWriteBufferSize:
+		putWriter(&clientWriters, cc.bw)
+	case streamWriteBufferSize:
+		putWriter(&streamWriters, cc.bw)
+	}
+	cc.bw = nil
+	if cc.ownReader && cc.br.Buffered() == 0 {
+		putReader(&clientReaders, cc.br)
+		cc.br = nil
+	}
 	p.mu.Lock()
 	delete(p.conns, cc)
 	p.mu.Unlock()

@@ -158,11 +158,19 @@ func (p *upstreamPool) get(ctx context.Context) (*upstreamConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &upstreamConn{conn: conn, br: bufio.NewReaderSize(conn, upstreamBufferSize), bw: bufio.NewWriterSize(conn, upstreamWriteBufferSize)}, nil
+	return &upstreamConn{conn: conn, br: getReader(&upstreamReaders, conn), bw: getWriter(&upstreamWriters, conn)}, nil
 }
+
+// Buffers of upstream connections come from pools, which waiting exchanges
+// give theirs back to (see watchClient).
+var (
+	upstreamReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, upstreamBufferSize) }}
+	upstreamWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, upstreamWriteBufferSize) }}
+)
 
 // put takes back a connection whose last response was read to its end.
 func (p *upstreamPool) put(uc *upstreamConn) {
+	normalUpstreamBuffers(uc)
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= maxIdleUpstream {
 		p.mu.Unlock()
