@@ -5,8 +5,10 @@
 package sockproxy.lib.container
 
 # The settings in force for this caller (base settings with the caller's
-# profile merged over them), read once per decision.
-settings := data.sockproxy.lib.profile.settings
+# profile merged over them), computed once per decision by the profile
+# package: imported, not copied into a rule here, which every decision
+# would evaluate again.
+import data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.util
 

@@ -4,8 +4,10 @@
 package sockproxy.lib.create
 
 # The settings in force for this caller (base settings with the caller's
-# profile merged over them), read once per decision.
-settings := data.sockproxy.lib.profile.settings
+# profile merged over them), computed once per decision by the profile
+# package: imported, not copied into a rule here, which every decision
+# would evaluate again.
+import data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.mounts
 import data.sockproxy.lib.network
@@ -83,9 +85,18 @@ cidr(a) := a if {
 
 # --- networks
 
+# The network rules are the clauses of one function of the network's mode
+# and the network: OPA's rule index picks the clauses by the mode (an
+# argument compared with a constant), so a create enters the clause of its
+# network's mode and the unknown-mode one instead of a rule per mode. At
+# most one clause holds for a network.
 deny contains msg if {
 	some n in input.container.networks
-	n.mode in {"default", "bridge"}
+	msg := network_refusal(n.mode, n)
+}
+
+network_refusal(mode, n) := msg if {
+	mode in {"default", "bridge"}
 	not default_network_allowed
 	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(settings.allowed_networks)])
 }
@@ -98,39 +109,34 @@ default_network_allowed if {
 
 # A named network may be joined as at network.connect: listed, or (with
 # ownership on) the caller's own.
-deny contains msg if {
-	some n in input.container.networks
-	n.mode == "named"
+network_refusal(mode, n) := msg if {
+	mode == "named"
 	n.found
 	not network.joinable(n)
 	msg := sprintf("network %s is not allowed: only %s allowed", [network_text(n), util.list_text(settings.allowed_networks)])
 }
 
-deny contains msg if {
-	some n in input.container.networks
-	n.mode == "named"
+network_refusal(mode, n) := msg if {
+	mode == "named"
 	not n.found
 	msg := sprintf("network %s does not exist on the daemon: only %s allowed", [n.ref, util.list_text(settings.allowed_networks)])
 }
 
-deny contains "network host is not allowed: it shares the host's network namespace" if {
-	some n in input.container.networks
-	n.mode == "host"
+network_refusal(mode, _) := "network host is not allowed: it shares the host's network namespace" if {
+	mode == "host"
 	not "host" in settings.allowed_networks
 }
 
-deny contains msg if {
-	some n in input.container.networks
-	n.mode == "container"
+network_refusal(mode, n) := msg if {
+	mode == "container"
 	not "container:*" in settings.allowed_networks
 	not concat("", ["container:", n.container]) in settings.allowed_networks
 	msg := sprintf("network container:%s is not allowed: it joins another container's network namespace", [n.container])
 }
 
-deny contains msg if {
-	some n in input.container.networks
-	not n.mode in {"default", "bridge", "named", "host", "container", "none"}
-	msg := sprintf("network %s has mode %q, which the policy does not know: refused", [n.ref, n.mode])
+network_refusal(mode, n) := msg if {
+	not mode in {"default", "bridge", "named", "host", "container", "none"}
+	msg := sprintf("network %s has mode %q, which the policy does not know: refused", [n.ref, mode])
 }
 
 network_text(n) := n.ref if n.ref == n.name
@@ -152,20 +158,23 @@ namespace_deny contains "network host is not allowed: it shares the host's netwo
 	not "host" in settings.allowed_networks
 }
 
+# The namespaces are walked inside one expression (input...[kind].x == v)
+# and the rare value is tested first: most creates share nothing, and a
+# separate expression per namespace and test costs an evaluation each.
 namespace_deny contains msg if {
-	some kind, ns in input.container.namespaces
+	some kind
+	input.container.namespaces[kind].host == true
 	kind != "network"
-	ns.host
 	not kind in settings.allowed_host_namespaces
 	msg := sprintf("%s namespace host is not allowed: it shares the host's %s namespace", [kind, kind])
 }
 
 namespace_deny contains msg if {
-	some kind, ns in input.container.namespaces
+	some kind
+	input.container.namespaces[kind].container != ""
 	kind != "network"
-	ns.container != ""
 	not kind in settings.allowed_container_namespaces
-	msg := sprintf("%s namespace container:%s is not allowed: it joins another container's namespace", [kind, ns.container])
+	msg := sprintf("%s namespace container:%s is not allowed: it joins another container's namespace", [kind, input.container.namespaces[kind].container])
 }
 
 # A default that is the host's namespace (cgroupns on a cgroup v1 host, and
@@ -173,16 +182,11 @@ namespace_deny contains msg if {
 # refuse every create that does not set the mode, so it is a warning; list
 # nothing and set the mode to refuse it with a user rule.
 warn contains msg if {
-	some kind, ns in input.container.namespaces
+	some kind
+	input.container.namespaces[kind].default == true
 	kind != "network"
-	ns.default == true
-	ns.mode == "host"
+	input.container.namespaces[kind].mode == "host"
 	msg := sprintf("%s namespace is the host's by dockerd's default here (API %s): set it to private to isolate it", [kind, input.api_version])
-}
-
-deny contains msg if {
-	input.container.privileges.cgroup != ""
-	msg := sprintf("cgroup %s is not allowed: it joins another container's cgroup", [input.container.privileges.cgroup])
 }
 
 # --- privileges
@@ -192,7 +196,30 @@ deny contains "privileged is not allowed: it gives the container every capabilit
 	not settings.allow_privileged
 }
 
-deny contains msg if some msg in privilege_deny
+# The privilege rules below are reached through one rule, which a create
+# that asks for none of them (the usual case) passes with one comparison
+# instead of entering each: every rule entered costs an evaluation on
+# every create. no_privileges holds exactly the values for which none of
+# the rules of privilege_refusals can refuse (empty lists, no names).
+deny contains msg if {
+	not plain_privileges
+	some msg in privilege_refusals
+}
+
+plain_privileges if object.filter(input.container.privileges, no_privileges) == no_privileges
+
+no_privileges := {
+	"cgroup": "", "cap_add": [], "devices": [], "device_cgroup_rules": [], "unconfined": [],
+	"device_requests": [], "security_opt": [], "runtime": "", "cgroup_parent": "", "sysctls": {},
+	"log_driver": "", "volume_driver": "",
+}
+
+privilege_refusals contains msg if some msg in privilege_deny
+
+privilege_refusals contains msg if {
+	input.container.privileges.cgroup != ""
+	msg := sprintf("cgroup %s is not allowed: it joins another container's cgroup", [input.container.privileges.cgroup])
+}
 
 # privilege_deny are the refusals of what input.container's privileges add
 # to its processes: capabilities, host devices, device cgroup rules,
@@ -222,14 +249,14 @@ privilege_deny contains msg if {
 	msg := sprintf("security option that switches off %s is not allowed", [what])
 }
 
-deny contains "device requests (--gpus) are not allowed: set allow_device_requests" if {
+privilege_refusals contains "device requests (--gpus) are not allowed: set allow_device_requests" if {
 	count(input.container.privileges.device_requests) > 0
 	not settings.allow_device_requests
 }
 
 # Security options that only tighten confinement; anything else (a custom
 # seccomp profile, an AppArmor profile, an SELinux type) must be listed.
-deny contains msg if {
+privilege_refusals contains msg if {
 	some opt in input.container.privileges.security_opt
 	not safe_security_option(opt)
 	not switches_off(opt)
@@ -259,31 +286,31 @@ deny contains "ReadonlyPaths override is not allowed: it can make /proc and /sys
 	not settings.allow_readonly_paths_override
 }
 
-deny contains msg if {
+privilege_refusals contains msg if {
 	input.container.privileges.runtime != ""
 	not input.container.privileges.runtime in settings.allowed_runtimes
 	msg := sprintf("runtime %s is not allowed: allowed_runtimes are %s", [input.container.privileges.runtime, util.list_text(settings.allowed_runtimes)])
 }
 
-deny contains msg if {
+privilege_refusals contains msg if {
 	input.container.privileges.cgroup_parent != ""
 	not input.container.privileges.cgroup_parent in settings.allowed_cgroup_parents
 	msg := sprintf("cgroup parent %s is not allowed", [input.container.privileges.cgroup_parent])
 }
 
-deny contains msg if {
+privilege_refusals contains msg if {
 	some name, _ in input.container.privileges.sysctls
 	not name in settings.allowed_sysctls
 	msg := sprintf("sysctl %s is not allowed: allowed_sysctls are %s", [name, util.list_text(settings.allowed_sysctls)])
 }
 
-deny contains msg if {
+privilege_refusals contains msg if {
 	input.container.privileges.log_driver != ""
 	not input.container.privileges.log_driver in settings.allowed_log_drivers
 	msg := sprintf("log driver %s is not allowed: allowed_log_drivers are %s", [input.container.privileges.log_driver, util.list_text(settings.allowed_log_drivers)])
 }
 
-deny contains msg if {
+privilege_refusals contains msg if {
 	input.container.privileges.volume_driver != ""
 	input.container.privileges.volume_driver != "local"
 	not input.container.privileges.volume_driver in settings.volume_drivers

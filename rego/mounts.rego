@@ -3,8 +3,10 @@
 package sockproxy.lib.mounts
 
 # The settings in force for this caller (base settings with the caller's
-# profile merged over them), read once per decision.
-settings := data.sockproxy.lib.profile.settings
+# profile merged over them), computed once per decision by the profile
+# package: imported, not copied into a rule here, which every decision
+# would evaluate again.
+import data.sockproxy.lib.profile.settings
 
 import data.sockproxy.lib.util
 
@@ -14,6 +16,19 @@ mount_list := input.container.mounts
 
 # --- host paths: binds, and volumes that bind or overlay a host path
 
+# host_mounts and volume_mounts split mount_list once per decision, so that
+# each rule below walks only the mounts it judges instead of testing every
+# mount again (each test is an evaluation on every create).
+host_mounts := [m |
+	some m in mount_list
+	m.host_bind
+]
+
+volume_mounts := [m |
+	some m in mount_list
+	m.type == "volume"
+]
+
 deny contains msg if some msg in mount_deny
 
 # mount_deny are the refusals of what input.container's mounts expose of the
@@ -21,39 +36,37 @@ deny contains msg if some msg in mount_deny
 # options. Exec rules judge an existing container's mounts with it: every
 # exec'd process reaches them.
 mount_deny contains msg if {
-	some m in mount_list
-	m.host_bind
+	some m in host_mounts
 	m.path_status != "resolved"
 	not settings.allow_unresolved_paths
 	msg := sprintf("mount %s: %s: refused because its real path cannot be judged", [label(m), status_text(m)])
 }
 
 # Each judgeable host mount with the roots containing the path it is judged
-# by.
-checks := [check |
-	some m in mount_list
-	m.host_bind
-	check := judge(m)
+# by, deepest first (root_prefixes is sorted so). Path-segment aware: /data2
+# is not under /data; every path is under /. (Written inline rather than as
+# a function: a call per mount costs more than the comprehension.)
+checks := [{"mount": m, "roots": [root.root |
+	some root in root_prefixes
+	startswith(dir, root.prefix)
+]} |
+	some m in host_mounts
+	dir := concat("", [judged_path(m), "/"])
 ]
 
 # A resolved path is judged by where its symlinks really lead; an unresolved
 # one (only with allow_unresolved_paths) by its cleaned path.
-judge(m) := {"mount": m, "roots": roots_containing(m.real_path)} if {
+judged_path(m) := m.real_path if {
 	m.path_status == "resolved"
-} else := {"mount": m, "roots": roots_containing(m.host_path)} if {
+} else := m.host_path if {
 	settings.allow_unresolved_paths
 }
 
-# Path-segment aware: /data2 is not under /data; every path is under /.
-roots_containing(p) := [root.root |
-	dir := concat("", [p, "/"])
-	some root in root_prefixes
-	startswith(dir, root.prefix)
-]
-
 # Each root with its path as a directory prefix ("/data/"; "/" for /),
-# computed once per decision.
-root_prefixes := [{"root": r, "prefix": concat("", [trim_suffix(r.path, "/"), "/"])} | some r in settings.mount_roots]
+# computed once per decision, deepest (longest path) first: objects sort by
+# their values in key order, depth first. Paths are cleaned and unique, so
+# the roots containing a path have different depths.
+root_prefixes := sort([{"depth": 0 - count(r.path), "prefix": concat("", [trim_suffix(r.path, "/"), "/"]), "root": r} | some r in settings.mount_roots])
 
 mount_deny contains msg if {
 	some check in checks
@@ -62,37 +75,27 @@ mount_deny contains msg if {
 }
 
 # The deepest root decides, so that a narrower root can restrict a wider one
-# (/home/alice rw, /home/alice/.ssh with no modes).
+# (/home/alice rw, /home/alice/.ssh with no modes): the first of the roots,
+# which are deepest first (none: the rule above refuses).
 mount_deny contains msg if {
 	some check in checks
-	count(check.roots) > 0
-	root := deepest(check.roots)
+	root := check.roots[0]
 	m := check.mount
 	not mode(m) in root.modes
 	msg := sprintf("mount %s is %s%s but %s allows only %s", [label(m), mode(m), via(m), root.path, util.list_text(root.modes)])
 }
 
 warn contains msg if {
-	some m in mount_list
-	m.host_bind
+	some m in host_mounts
 	m.path_differs
 	msg := sprintf("mount %s goes through a symlink: judged by its real path %s", [label(m), m.real_path])
 }
 
 warn contains msg if {
-	some m in mount_list
-	m.host_bind
+	some m in host_mounts
 	m.read_only
 	not m.read_only_recursive
 	msg := sprintf("mount %s is read-only but not recursively: mounts below it stay writable", [label(m)])
-}
-
-deepest(roots) := roots[0] if {
-	count(roots) == 1
-} else := root if {
-	longest := max([count(r.path) | some r in roots])
-	some root in roots
-	count(root.path) == longest
 }
 
 mode(m) := "ro" if m.read_only
@@ -117,13 +120,19 @@ else := "(anonymous)"
 
 # --- volumes that are not host binds
 
+# The volume rules are reached through one rule that a create without
+# volumes passes with one test, instead of entering each of them.
+mount_deny contains msg if {
+	count(volume_mounts) > 0
+	some msg in volume_deny
+}
+
 driver(m) := "local" if m.driver in {"", "local"}
 
 else := m.driver
 
-mount_deny contains msg if {
-	some m in mount_list
-	m.type == "volume"
+volume_deny contains msg if {
+	some m in volume_mounts
 	driver(m) != "local"
 	not driver(m) in settings.volume_drivers
 	msg := sprintf("volume %s uses driver %s: only local and volume_drivers (%s) allowed", [volume_name(m), driver(m), util.list_text(settings.volume_drivers)])
@@ -131,9 +140,8 @@ mount_deny contains msg if {
 
 # Local-driver options that mount a device or a network share. tmpfs volumes
 # (type=tmpfs device=tmpfs) are fine.
-mount_deny contains msg if {
-	some m in mount_list
-	m.type == "volume"
+volume_deny contains msg if {
+	some m in volume_mounts
 	not m.host_bind
 	driver(m) == "local"
 	device := m.driver_options.device
@@ -143,9 +151,8 @@ mount_deny contains msg if {
 
 # Options that bind or overlay a host path but were not flagged as a host bind
 # (the normalizer could not tell its host path): refused rather than guessed.
-mount_deny contains msg if {
-	some m in mount_list
-	m.type == "volume"
+volume_deny contains msg if {
+	some m in volume_mounts
 	not m.host_bind
 	driver(m) == "local"
 	some opt in split(object.get(m.driver_options, "o", ""), ",")
@@ -170,17 +177,19 @@ volumes_from := v if {
 } else := []
 
 deny contains msg if {
-	settings.volumes_from != "judge"
 	some ref in volumes_from
+	settings.volumes_from != "judge"
 	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [ref])
 }
 
 # The normalizer's volumes_from entries, for a body that names none (defence
 # in depth: the facts are what dockerd will mount).
+# The mounts are walked inside one expression, the rare value first.
 deny contains msg if {
+	some i
+	mount_list[i].origin == "volumes_from"
 	settings.volumes_from != "judge"
 	count(volumes_from) == 0
-	some m in mount_list
-	m.origin == "volumes_from"
+	m := mount_list[i]
 	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [m.from_container])
 }

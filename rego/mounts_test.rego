@@ -127,3 +127,17 @@ test_volumes_from_judged_mount_by_mount if {
 	count(f.deny(patch)) == 0 with data.sockproxy.config.volumes_from as "judge"
 	f.deny(array.concat(patch, mount(1, outside))) == {"mount /etc:/etc2 is not under an allowed root"} with data.sockproxy.config.volumes_from as "judge"
 }
+
+# The deepest root decides whatever the order of mount_roots (the library
+# sorts them deepest first once per decision).
+test_deepest_root_decides_in_any_order if {
+	ssh := {"path": "/home/alice/projects/.ssh", "modes": []}
+	every roots in [array.concat([ssh], f.roots), array.concat(f.roots, [ssh])] {
+		f.deny_with_roots(mount(0, bind_ro("/home/alice/projects/.ssh/id", "/k")), roots) == {"mount /home/alice/projects/.ssh/id:/k is ro but /home/alice/projects/.ssh allows only none"}
+		count(f.deny_with_roots(mount(0, bind_rw("/home/alice/projects/src", "/w")), roots)) == 0
+	}
+	every roots in [[{"path": "/", "modes": ["ro"]}, {"path": "/srv", "modes": ["rw"]}], [{"path": "/srv", "modes": ["rw"]}, {"path": "/", "modes": ["ro"]}]] {
+		count(f.deny_with_roots(mount(0, bind_rw("/srv/data", "/d")), roots)) == 0
+		f.deny_with_roots(mount(0, bind_rw("/etc", "/e")), roots) == {"mount /etc:/e is rw but / allows only ro"}
+	}
+}

@@ -21,9 +21,12 @@ name := object.get(base.profiles[matching[0]], "name", sprintf("profiles[%d]", [
 
 else := ""
 
-settings := object.union(base, base.profiles[matching[0]].config) if count(matching) > 0
-
-else := base
+# base.profiles[0] first: without profiles (the usual case) the settings
+# are the base, found without evaluating matching.
+settings := object.union(base, base.profiles[matching[0]].config) if {
+	base.profiles[0]
+	count(matching) > 0
+} else := base
 
 matches(m) if {
 	input.caller.known

@@ -2,8 +2,10 @@
 package sockproxy.lib.util
 
 # The settings in force for this caller (base settings with the caller's
-# profile merged over them), read once per decision.
-settings := data.sockproxy.lib.profile.settings
+# profile merged over them), computed once per decision by the profile
+# package: imported, not copied into a rule here, which every decision
+# would evaluate again.
+import data.sockproxy.lib.profile.settings
 
 # list_text renders an allowlist for a message: "a, b" or "none".
 list_text(xs) := concat(", ", [sprintf("%v", [x]) | some x in xs]) if count(xs) > 0
