@@ -257,3 +257,14 @@ func (s *bodySplicer) drain() error {
 	}
 	return nil
 }
+
+// coalescePause waits coalesceWait in the thread, not in the scheduler: a
+// time.Sleep this short parks the goroutine and leaves the runtime polling
+// and spinning for the timer, which cost a stream of log frames more CPU
+// than the reads it saves. A nanosleep keeps the thread (and its P, while
+// nothing else is runnable) for the moment.
+func coalescePause() {
+	ts := syscall.NsecToTimespec(int64(coalesceWait))
+	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}

@@ -5,6 +5,7 @@ package proxy
 import (
 	"bufio"
 	"net"
+	"time"
 )
 
 // bodySplicer is splice(2) on Linux; elsewhere relayBody copies.
@@ -19,3 +20,5 @@ func (*bodySplicer) relay(*bufio.Writer, framing, *chunkScanner, *int64) (bool, 
 }
 
 func large(framing, *chunkScanner, int64) bool { return false }
+
+func coalescePause() { time.Sleep(coalesceWait) }
