@@ -484,15 +484,24 @@ func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, l
 			return err
 		}
 	}
-	// Large data goes by splice when both ends allow it.
-	var handoff func(*chunkScanner, *int64) (bool, error)
-	if sp := newBodySplicer(client, up.conn); sp != nil && (f == chunkedBody || f == fixedLength) {
-		defer sp.close()
-		handoff = func(chunks *chunkScanner, remaining *int64) (bool, error) {
-			if err := out.flush(); err != nil {
-				return false, err
+	// Large data goes by splice when both ends allow it; the splicer is
+	// made at the first large piece, so small answers cost nothing more.
+	var handoff func(chunkScanner, int64) (chunkScanner, int64, bool, error)
+	if f == chunkedBody || f == fixedLength {
+		var sp *bodySplicer
+		defer func() { sp.close() }()
+		handoff = func(chunks chunkScanner, remaining int64) (chunkScanner, int64, bool, error) {
+			if sp == nil {
+				sp = newBodySplicer(client, up.conn)
 			}
-			return sp.relay(bw, f, chunks, remaining)
+			if !sp.usable() {
+				return chunks, remaining, false, nil
+			}
+			if err := out.flush(); err != nil {
+				return chunks, remaining, false, err
+			}
+			end, err := sp.relay(bw, f, &chunks, &remaining)
+			return chunks, remaining, end, err
 		}
 	}
 	if reusable, err = readBodyFrom(up, f, length, live, beforeWait, sink, handoff); err != nil {
@@ -513,16 +522,18 @@ func readBody(up *upstreamConn, f framing, length int64, live bool, beforeWait f
 // readBodyFrom is readBody that hands the body over to handoff (if not
 // nil) whenever a large piece of data is next in the socket and nothing is
 // buffered: handoff relays some of it, updating the framing state, and
-// says whether the body ended with it.
+// says whether the body ended with it. (The state goes by value, so that
+// it stays on the stack of a body that is never handed over.)
 func readBodyFrom(up *upstreamConn, f framing, length int64, live bool, beforeWait func() error, sink func([]byte) error,
-	handoff func(chunks *chunkScanner, remaining *int64) (end bool, err error)) (reusable bool, err error) {
+	handoff func(chunks chunkScanner, remaining int64) (chunkScanner, int64, bool, error)) (reusable bool, err error) {
 	in := burstReader{br: up.br, coalesce: live}
 	defer in.release()
 	var chunks chunkScanner
 	remaining := length
 	for {
 		if handoff != nil && in.idle() && large(f, &chunks, remaining) {
-			end, err := handoff(&chunks, &remaining)
+			var end bool
+			chunks, remaining, end, err = handoff(chunks, remaining)
 			if err != nil || end {
 				return err == nil, err
 			}

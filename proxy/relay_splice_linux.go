@@ -27,7 +27,8 @@ type bodySplicer struct {
 	want   int    // what spliceInOp moves at most
 	chunks *chunkScanner
 	peek   [64]byte
-	peeked int // bytes in peek
+	peeked int  // bytes in peek
+	noPipe bool // no pipe could be made: do not try again
 	head   [20]byte
 }
 
@@ -35,21 +36,26 @@ type bodySplicer struct {
 // calls (in and out of the pipe) cost more than the copy they save.
 const spliceMin = 16 << 10
 
-// newBodySplicer returns a splicer when client and daemon connection are
-// both Unix sockets, the only ends it relays; nil otherwise.
+// newBodySplicer returns a splicer between client and daemon connection,
+// usable when both are Unix sockets, the only ends it relays (TLS and TCP
+// ends are copied).
 func newBodySplicer(client, upstream net.Conn) *bodySplicer {
 	cu, ok1 := client.(*net.UnixConn)
 	uu, ok2 := upstream.(*net.UnixConn)
 	if !ok1 || !ok2 {
-		return nil
+		return &bodySplicer{noPipe: true}
 	}
 	wr, err1 := cu.SyscallConn()
 	rd, err2 := uu.SyscallConn()
 	if err1 != nil || err2 != nil {
-		return nil
+		return &bodySplicer{noPipe: true}
 	}
 	return &bodySplicer{rd: rd, wr: wr}
 }
+
+// usable tells whether relay can be tried: the ends allow it and a pipe
+// could be made.
+func (s *bodySplicer) usable() bool { return !s.noPipe }
 
 func (s *bodySplicer) open() error {
 	if s.pipe[0] != 0 {
@@ -68,7 +74,7 @@ func (s *bodySplicer) open() error {
 }
 
 func (s *bodySplicer) close() {
-	if s.pipe[0] != 0 {
+	if s != nil && s.pipe[0] != 0 {
 		syscall.Close(s.pipe[0])
 		syscall.Close(s.pipe[1])
 		s.pipe = [2]int{}
@@ -92,8 +98,9 @@ func large(f framing, chunks *chunkScanner, remaining int64) bool {
 // returns at a chunk boundary (the scanner then expects the CRLF ending a
 // chunk's data, which it already wrote to bw).
 func (s *bodySplicer) relay(bw *bufio.Writer, f framing, chunks *chunkScanner, remaining *int64) (end bool, err error) {
-	if err := s.open(); err != nil {
-		return false, err
+	if s.open() != nil {
+		s.noPipe = true // out of descriptors: relayBody copies the rest
+		return false, nil
 	}
 	if f != chunkedBody {
 		if err := s.move(*remaining); err != nil {
@@ -184,6 +191,9 @@ func (s *bodySplicer) fromUpstream(op func(fd int) (int, syscall.Errno)) (n int,
 		for {
 			var errno syscall.Errno
 			n, errno = op(int(fd))
+			if errno == syscall.EINTR {
+				continue
+			}
 			if errno != syscall.EAGAIN {
 				if errno != 0 {
 					serr = errno
@@ -246,6 +256,9 @@ func (s *bodySplicer) drain() error {
 			return errno != syscall.EAGAIN
 		}); err != nil {
 			return err
+		}
+		if serr == syscall.EINTR {
+			continue
 		}
 		if serr != 0 {
 			return serr
