@@ -35,9 +35,9 @@ const (
 
 // responseFilter is the filter to apply to res, or nil to relay it as it
 // came.
-func (p *Proxy) responseFilter(x *exchange, res *http.Response, f framing) *ResponseFilter {
+func (p *Proxy) responseFilter(x *exchange, res *responseHead, f framing) *ResponseFilter {
 	flt := x.ev.Decision.Filter
-	if flt == nil || f == noBody || res.StatusCode < 200 || res.StatusCode > 299 {
+	if flt == nil || f == noBody || res.status < 200 || res.status > 299 {
 		return nil
 	}
 	if p.cfg.Mode == "dry-run" {
@@ -53,12 +53,10 @@ func (p *Proxy) responseFilter(x *exchange, res *http.Response, f framing) *Resp
 // streams are re-chunked (or, to HTTP/1.0 clients, sent until close) as
 // their kept lines arrive. It reports whether the daemon connection may be
 // reused and whether the client connection must close.
-func (p *Proxy) relayFiltered(cc *clientConn, r *http.Request, x *exchange, up *upstreamConn, res *http.Response, f framing, closeAfter bool, flt *ResponseFilter) (reusable, closeOut bool, err error) {
+func (p *Proxy) relayFiltered(cc *clientConn, r *http.Request, x *exchange, up *upstreamConn, res *responseHead, f framing, closeAfter bool, flt *ResponseFilter) (reusable, closeOut bool, err error) {
 	op := x.ev.Request.Operation
-	head := *res
-	head.Header = res.Header.Clone()
-	head.Header.Del("Content-Length")
-	if enc := res.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
+	head := res.without("Content-Length")
+	if enc := res.get("Content-Encoding"); enc != "" && enc != "identity" {
 		err = fmt.Errorf("dockerd answered %s with Content-Encoding %q, which sockproxy cannot filter", op.Name, enc)
 		return false, true, p.filterFailed(cc, r, x, err)
 	}
@@ -75,8 +73,8 @@ func (p *Proxy) relayFiltered(cc *clientConn, r *http.Request, x *exchange, up *
 			lines.emit = func(b []byte) error { _, err := cc.bw.Write(b); return err }
 			flush = cc.bw.Flush
 		}
-		writeResponseHead(cc.bw, r, &head, outFraming, closeAfter)
-		reusable, err = readBody(up, f, res.ContentLength, waitsLong(op), flush, lines.add)
+		writeResponseHead(cc.bw, r, head, outFraming, closeAfter)
+		reusable, err = readBody(up, f, res.length, waitsLong(op), flush, lines.add)
 		if err == nil {
 			err = lines.end()
 		}
@@ -91,7 +89,7 @@ func (p *Proxy) relayFiltered(cc *clientConn, r *http.Request, x *exchange, up *
 	}
 
 	var body []byte
-	reusable, err = readBody(up, f, res.ContentLength, false, nil, func(b []byte) error {
+	reusable, err = readBody(up, f, res.length, false, nil, func(b []byte) error {
 		if len(body)+len(b) > MaxFilteredBody {
 			return fmt.Errorf("the answer to %s is over %d MiB, more than sockproxy filters", op.Name, MaxFilteredBody>>20)
 		}
@@ -105,8 +103,8 @@ func (p *Proxy) relayFiltered(cc *clientConn, r *http.Request, x *exchange, up *
 	if err != nil {
 		return reusable, true, p.filterFailed(cc, r, x, fmt.Errorf("filtering dockerd's answer to %s: %w", op.Name, err))
 	}
-	head.Header.Set("Content-Length", strconv.Itoa(len(filtered)))
-	writeResponseHead(cc.bw, r, &head, fixedLength, closeAfter)
+	head.fields = append(head.fields, headField{name: []byte("Content-Length"), value: strconv.AppendInt(nil, int64(len(filtered)), 10)})
+	writeResponseHead(cc.bw, r, head, fixedLength, closeAfter)
 	_, _ = cc.bw.Write(filtered)
 	return reusable, closeAfter, cc.bw.Flush()
 }

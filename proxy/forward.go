@@ -42,7 +42,7 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 	var (
 		up     *upstreamConn
 		sender *bodySender
-		res    *http.Response
+		res    *responseHead
 		err    error
 	)
 	stopWatch := func() {}
@@ -75,11 +75,12 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 		return p.upstreamFailed(cc, r, x, out, sender, err)
 	}
 	defer cc.upstream.Store(nil)
-	x.ev.Status = res.StatusCode
+	defer res.release()
+	x.ev.Status = res.status
 	p.audit(x)
 
 	framing := responseFraming(r, res)
-	if res.StatusCode == http.StatusSwitchingProtocols || (op.Hijack && framing == untilEOF) {
+	if res.status == http.StatusSwitchingProtocols || (op.Hijack && framing == untilEOF) {
 		stopWatch()
 		return p.relayHijack(cc, r, x, up, res, out, sender)
 	}
@@ -90,7 +91,7 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 		reusable, closeAfter, err = p.relayFiltered(cc, r, x, up, res, framing, closeAfter, flt)
 	} else {
 		writeResponseHead(cc.bw, r, res, framing, closeAfter)
-		reusable, err = relayBody(cc.conn, cc.bw, up, framing, res.ContentLength, waitsLong(op))
+		reusable, err = relayBody(cc.conn, cc.bw, up, framing, res.length, waitsLong(op))
 	}
 	stopWatch() // before up can serve anyone else
 	if sender != nil && !sender.finished() {
@@ -103,7 +104,7 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 	if sender != nil && sender.err != nil {
 		reusable, closeAfter = false, true
 	}
-	if err != nil || !reusable || res.Close {
+	if err != nil || !reusable || res.close {
 		up.conn.Close()
 	} else {
 		p.pool.put(up)
@@ -120,10 +121,10 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 // relayHijack relays dockerd's switch to a raw stream (101 UPGRADED, or the
 // raw 200 of attach and exec start without upgrade): its head as sent,
 // then bytes both ways with half-close.
-func (p *Proxy) relayHijack(cc *clientConn, r *http.Request, x *exchange, up *upstreamConn, res *http.Response, out outgoing, sender *bodySender) bool {
+func (p *Proxy) relayHijack(cc *clientConn, r *http.Request, x *exchange, up *upstreamConn, res *responseHead, out outgoing, sender *bodySender) bool {
 	defer up.conn.Close()
-	if (res.StatusCode == http.StatusSwitchingProtocols && !out.upgrade) || sender != nil {
-		err := fmt.Errorf("dockerd switched protocols (%s) on %s, which did not ask to", res.Status, x.ev.Request.Operation.Name)
+	if (res.status == http.StatusSwitchingProtocols && !out.upgrade) || sender != nil {
+		err := fmt.Errorf("dockerd switched protocols (%s) on %s, which did not ask to", res.statusText, x.ev.Request.Operation.Name)
 		x.ev.Error = err.Error()
 		writeErrorResponse(cc.bw, isHTTP10(r), http.StatusBadGateway, "sockproxy: "+err.Error(), true)
 		_ = cc.bw.Flush()
@@ -193,14 +194,16 @@ func (s *bodySender) finished() bool {
 }
 
 // readResponseHead reads dockerd's response head, skipping informational
-// answers, and lifts the header timeout once it is there.
-func readResponseHead(r *http.Request, up *upstreamConn, sender *bodySender, bounded bool) (*http.Response, error) {
+// answers, and lifts the header timeout once it is there. The caller
+// releases the head.
+func readResponseHead(r *http.Request, up *upstreamConn, sender *bodySender, bounded bool) (*responseHead, error) {
+	res := newResponseHead()
 	for {
-		res, err := http.ReadResponse(up.br, r)
-		if err != nil {
+		if err := res.read(up.br, r); err != nil {
+			res.release()
 			return nil, err
 		}
-		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+		if res.status >= 100 && res.status < 200 && res.status != http.StatusSwitchingProtocols {
 			continue
 		}
 		if bounded {
@@ -418,37 +421,39 @@ const (
 	hijacked            // a switched protocol: bytes both ways, head as sent
 )
 
-func responseFraming(r *http.Request, res *http.Response) framing {
+func responseFraming(r *http.Request, res *responseHead) framing {
 	switch {
-	case r.Method == http.MethodHead || res.StatusCode < 200 || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified:
+	case r.Method == http.MethodHead || res.status < 200 || res.status == http.StatusNoContent || res.status == http.StatusNotModified:
 		return noBody
-	case len(res.TransferEncoding) > 0: // ReadResponse accepts only chunked
+	case res.chunked: // the only transfer coding accepted
 		return chunkedBody
-	case res.ContentLength == 0:
+	case res.length == 0:
 		return noBody
-	case res.ContentLength > 0:
+	case res.length > 0:
 		return fixedLength
 	}
 	return untilEOF
 }
 
 // writeResponseHead writes dockerd's status line and headers to the
-// client, minus its connection headers (a hijack keeps them all).
-func writeResponseHead(bw *bufio.Writer, r *http.Request, res *http.Response, f framing, closeAfter bool) {
+// client, in dockerd's order, minus its connection headers (a hijack keeps
+// them all).
+func writeResponseHead(bw *bufio.Writer, r *http.Request, res *responseHead, f framing, closeAfter bool) {
 	if isHTTP10(r) {
 		_, _ = bw.WriteString("HTTP/1.0 ")
 	} else {
 		_, _ = bw.WriteString("HTTP/1.1 ")
 	}
-	_, _ = bw.WriteString(res.Status)
+	_, _ = bw.Write(res.statusText)
 	_, _ = bw.WriteString("\r\n")
-	for k, vv := range res.Header {
-		if f != hijacked && (k == "Connection" || k == "Keep-Alive") {
+	for _, fl := range res.fields {
+		if f != hijacked && (string(fl.name) == "Connection" || string(fl.name) == "Keep-Alive") {
 			continue
 		}
-		for _, v := range vv {
-			writeHeaderLine(bw, k, v)
-		}
+		_, _ = bw.Write(fl.name)
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.Write(fl.value)
+		_, _ = bw.WriteString("\r\n")
 	}
 	if f == chunkedBody {
 		writeHeaderLine(bw, "Transfer-Encoding", "chunked")
