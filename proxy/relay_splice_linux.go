@@ -272,10 +272,11 @@ func (s *bodySplicer) drain() error {
 }
 
 // coalescePause waits coalesceWait in the thread, not in the scheduler: a
-// time.Sleep this short parks the goroutine and leaves the runtime polling
-// and spinning for the timer, which cost a stream of log frames more CPU
-// than the reads it saves. A nanosleep keeps the thread (and its P, while
-// nothing else is runnable) for the moment.
+// time.Sleep this short parks the goroutine and wakes another thread to
+// spin and poll for the timer, which cost a stream of log frames more CPU
+// than the reads it saves (0.8-1.4 s against 0.3 s of proxy CPU per 36 MB
+// of logs). The thread keeps its P meanwhile; with two busy streams
+// pausing at once on two cores, other requests measured no slower.
 func coalescePause() {
 	ts := syscall.NsecToTimespec(int64(coalesceWait))
 	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
