@@ -38,6 +38,6 @@ go test -race -count=1 -timeout 20m "$@" ./...
 # a run mid-input with "context deadline exceeded" and no finding.
 echo "== fuzz (${FUZZTIME:=20000x} each)"
 for target in FuzzDecodeCreate:./policy/input FuzzParseBind:./policy/input \
-	FuzzClassify:./proxy/route FuzzServeRequest:./proxy; do
+	FuzzClassify:./proxy/route FuzzServeRequest:./proxy FuzzResponseHead:./proxy; do
 	go test -run '^$' -fuzz "^${target%%:*}\$" -fuzztime "$FUZZTIME" "${target#*:}"
 done
