@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"net"
 	"testing"
+
+	"github.com/sockproxy/sockproxy/internal/dockertest"
 )
 
 // Response heads as dockerd 20.10 sends them (captured from its socket),
@@ -214,6 +217,30 @@ func TestResponseHeadDockerd(t *testing.T) {
 	_ = bw.Flush()
 	if want := "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n"; b.String() != want {
 		t.Errorf("upgrade head relayed as %q, want %q", b.String(), want)
+	}
+}
+
+// TestResponseHeadLive: the heads of the running dockerd (ping, list,
+// inspect, version, a 404) are parsed in place, to what
+// http.ReadResponse makes of them.
+func TestResponseHeadLive(t *testing.T) {
+	sock := dockertest.Require(t)
+	for _, req := range []string{"GET /v1.41/_ping", "HEAD /v1.41/_ping", "GET /v1.41/containers/json?all=1",
+		"GET /v1.41/containers/sp-h5-no-such-container/json", "GET /v1.41/version", "GET /v1.41/images/json"} {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = io.WriteString(c, req+" HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+		raw, rerr := io.ReadAll(c)
+		c.Close()
+		if err != nil || rerr != nil {
+			t.Fatalf("%s: %v %v", req, err, rerr)
+		}
+		method, _, _ := strings.Cut(req, " ")
+		if v := compareHeads(t, raw, method, 4096); v.Err != "" || v.FastRead != 1 {
+			t.Errorf("%s: head %q not parsed in place (error %q)", req, raw[:min(len(raw), 400)], v.Err)
+		}
 	}
 }
 
