@@ -5,10 +5,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
-	"net"
 	"testing"
 
 	"github.com/sockproxy/sockproxy/internal/dockertest"
