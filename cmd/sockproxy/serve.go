@@ -39,6 +39,9 @@ type serveSettings struct {
 	cfg *config.Config
 	// allowAll replaces the policy with none; only a flag can ask for it.
 	allowAll bool
+	// ownProcess: serve runs as the process's only job (sockproxy serve,
+	// not a test), so it may give back what only its start used.
+	ownProcess bool
 	// configPath is the configuration file ("" for the defaults); it is
 	// watched and re-read on SIGHUP.
 	configPath string
@@ -223,6 +226,7 @@ func runServe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	s.ownProcess = true
 	if err := serve(ctx, s, logger, os.Stdout); err != nil {
 		logger.Error("sockproxy serve failed", "error", err)
 		return 1
@@ -428,6 +432,10 @@ func serve(ctx context.Context, s serveSettings, logger *slog.Logger, stdout io.
 	// left behind (the route table, the clients, the listeners) would
 	// otherwise stay resident until the heap grows enough for a collection.
 	debug.FreeOSMemory()
+	if s.ownProcess {
+		kib := releaseStartPages()
+		logger.Debug("pages of the binary resident after the start given back; requests fault back what they use", "kib", kib)
+	}
 	errs := make(chan error, len(listeners))
 	for _, ln := range listeners {
 		go func() { errs <- p.Serve(ln) }()
