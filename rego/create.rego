@@ -102,10 +102,9 @@ network_refusal(mode, n) := msg if {
 }
 
 # "default" is the bridge network on Linux: either name allows both spellings.
-default_network_allowed if {
-	some x in {"default", "bridge"}
-	x in settings.allowed_networks
-}
+default_network_allowed if "default" in settings.allowed_networks
+
+default_network_allowed if "bridge" in settings.allowed_networks
 
 # A named network may be joined as at network.connect: listed, or (with
 # ownership on) the caller's own.
@@ -189,6 +188,11 @@ warn contains msg if {
 	msg := sprintf("%s namespace is the host's by dockerd's default here (API %s): set it to private to isolate it", [kind, input.api_version])
 }
 
+deny contains msg if {
+	input.container.privileges.cgroup != ""
+	msg := sprintf("cgroup %s is not allowed: it joins another container's cgroup", [input.container.privileges.cgroup])
+}
+
 # --- privileges
 
 deny contains "privileged is not allowed: it gives the container every capability and device of the host" if {
@@ -196,30 +200,7 @@ deny contains "privileged is not allowed: it gives the container every capabilit
 	not settings.allow_privileged
 }
 
-# The privilege rules below are reached through one rule, which a create
-# that asks for none of them (the usual case) passes with one comparison
-# instead of entering each: every rule entered costs an evaluation on
-# every create. no_privileges holds exactly the values for which none of
-# the rules of privilege_refusals can refuse (empty lists, no names).
-deny contains msg if {
-	not plain_privileges
-	some msg in privilege_refusals
-}
-
-plain_privileges if object.filter(input.container.privileges, no_privileges) == no_privileges
-
-no_privileges := {
-	"cgroup": "", "cap_add": [], "devices": [], "device_cgroup_rules": [], "unconfined": [],
-	"device_requests": [], "security_opt": [], "runtime": "", "cgroup_parent": "", "sysctls": {},
-	"log_driver": "", "volume_driver": "",
-}
-
-privilege_refusals contains msg if some msg in privilege_deny
-
-privilege_refusals contains msg if {
-	input.container.privileges.cgroup != ""
-	msg := sprintf("cgroup %s is not allowed: it joins another container's cgroup", [input.container.privileges.cgroup])
-}
+deny contains msg if some msg in privilege_deny
 
 # privilege_deny are the refusals of what input.container's privileges add
 # to its processes: capabilities, host devices, device cgroup rules,
@@ -249,14 +230,14 @@ privilege_deny contains msg if {
 	msg := sprintf("security option that switches off %s is not allowed", [what])
 }
 
-privilege_refusals contains "device requests (--gpus) are not allowed: set allow_device_requests" if {
+deny contains "device requests (--gpus) are not allowed: set allow_device_requests" if {
 	count(input.container.privileges.device_requests) > 0
 	not settings.allow_device_requests
 }
 
 # Security options that only tighten confinement; anything else (a custom
 # seccomp profile, an AppArmor profile, an SELinux type) must be listed.
-privilege_refusals contains msg if {
+deny contains msg if {
 	some opt in input.container.privileges.security_opt
 	not safe_security_option(opt)
 	not switches_off(opt)
@@ -286,31 +267,31 @@ deny contains "ReadonlyPaths override is not allowed: it can make /proc and /sys
 	not settings.allow_readonly_paths_override
 }
 
-privilege_refusals contains msg if {
+deny contains msg if {
 	input.container.privileges.runtime != ""
 	not input.container.privileges.runtime in settings.allowed_runtimes
 	msg := sprintf("runtime %s is not allowed: allowed_runtimes are %s", [input.container.privileges.runtime, util.list_text(settings.allowed_runtimes)])
 }
 
-privilege_refusals contains msg if {
+deny contains msg if {
 	input.container.privileges.cgroup_parent != ""
 	not input.container.privileges.cgroup_parent in settings.allowed_cgroup_parents
 	msg := sprintf("cgroup parent %s is not allowed", [input.container.privileges.cgroup_parent])
 }
 
-privilege_refusals contains msg if {
+deny contains msg if {
 	some name, _ in input.container.privileges.sysctls
 	not name in settings.allowed_sysctls
 	msg := sprintf("sysctl %s is not allowed: allowed_sysctls are %s", [name, util.list_text(settings.allowed_sysctls)])
 }
 
-privilege_refusals contains msg if {
+deny contains msg if {
 	input.container.privileges.log_driver != ""
 	not input.container.privileges.log_driver in settings.allowed_log_drivers
 	msg := sprintf("log driver %s is not allowed: allowed_log_drivers are %s", [input.container.privileges.log_driver, util.list_text(settings.allowed_log_drivers)])
 }
 
-privilege_refusals contains msg if {
+deny contains msg if {
 	input.container.privileges.volume_driver != ""
 	input.container.privileges.volume_driver != "local"
 	not input.container.privileges.volume_driver in settings.volume_drivers
