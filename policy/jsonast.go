@@ -105,7 +105,7 @@ func (p *jsonParser) project(want pathTrie, depth int) (*ast.Term, error) {
 		if p.pos >= len(p.buf) || p.buf[p.pos] != '"' {
 			return nil, p.errorf("object key expected")
 		}
-		k, err := p.str()
+		k, err := p.key()
 		if err != nil {
 			return nil, err
 		}
@@ -115,20 +115,20 @@ func (p *jsonParser) project(want pathTrie, depth int) (*ast.Term, error) {
 		}
 		p.pos++
 		p.space()
-		sub, wanted := want[k]
+		sub, wanted := want[string(k)] // no copy of the key for the lookup
 		switch {
 		case wanted && sub == nil:
 			v, err := p.value(depth + 1)
 			if err != nil {
 				return nil, err
 			}
-			p.stack = append(p.stack, [2]*ast.Term{keyTerm(k), v})
+			p.stack = append(p.stack, [2]*ast.Term{keyTerm(string(k)), v})
 		case wanted:
 			v, err := p.project(sub, depth+1)
 			if err != nil {
 				return nil, err
 			}
-			p.stack = append(p.stack, [2]*ast.Term{keyTerm(k), v})
+			p.stack = append(p.stack, [2]*ast.Term{keyTerm(string(k)), v})
 		default:
 			if err := p.skip(depth + 1); err != nil {
 				return nil, err
@@ -403,6 +403,24 @@ func (p *jsonParser) array(depth int) (*ast.Term, error) {
 			return nil, p.errorf("',' or ']' expected")
 		}
 	}
+}
+
+// key reads an object key for a lookup: the bytes of the buffer when it has
+// no escapes and is valid UTF-8 (as keys of canonical bodies are), else the
+// decoded string; only keys that are kept are copied.
+func (p *jsonParser) key() ([]byte, error) {
+	end := p.pos + 1
+	for end < len(p.buf) && p.buf[end] != '"' && p.buf[end] != '\\' && p.buf[end] >= 0x20 {
+		end++
+	}
+	if end < len(p.buf) && p.buf[end] == '"' {
+		if k := p.buf[p.pos+1 : end]; utf8.Valid(k) {
+			p.pos = end + 1
+			return k, nil
+		}
+	}
+	s, err := p.str() // escapes and invalid UTF-8 decoded, or the error
+	return []byte(s), err
 }
 
 // str reads a string; escapes (rare in bodies) are decoded by encoding/json.

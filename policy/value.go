@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -65,14 +66,52 @@ type field struct {
 	omitEmpty bool
 }
 
-var fieldCache sync.Map // reflect.Type -> []field
+// typeInfo is what the conversion needs to know of a type, worked out once
+// per type instead of by reflection on every value.
+type typeInfo struct {
+	// marshals: the type has its own JSON or text encoding.
+	marshals bool
+	// fields are a struct's JSON members.
+	fields []field
+	// empty is the value of a struct whose fields are all empty, built once
+	// and shared by every input: most fact structs of a request are (no
+	// privileges, namespaces left alone). Terms of the input are never
+	// modified (OPA copies the input before a `with` changes it).
+	emptyOnce sync.Once
+	empty     *ast.Term
+	emptyErr  error
+}
+
+var typeCache sync.Map // reflect.Type -> *typeInfo
+
+func infoOf(t reflect.Type) *typeInfo {
+	if ti, ok := typeCache.Load(t); ok {
+		return ti.(*typeInfo)
+	}
+	ti := &typeInfo{marshals: t.Kind() != reflect.Interface && (t.Implements(jsonMarshaler) || t.Implements(textMarshaler))}
+	if t.Kind() == reflect.Struct {
+		ti.fields = fieldsOf(t)
+	}
+	actual, _ := typeCache.LoadOrStore(t, ti)
+	return actual.(*typeInfo)
+}
+
+// emptyTerm is the shared value of t's empty struct.
+func (ti *typeInfo) emptyTerm(t reflect.Type) (*ast.Term, error) {
+	ti.emptyOnce.Do(func() {
+		obj, err := structValue(reflect.Zero(t), "")
+		if err != nil {
+			ti.emptyErr = err
+			return
+		}
+		ti.empty = ast.NewTerm(obj)
+	})
+	return ti.empty, ti.emptyErr
+}
 
 // fieldsOf lists a struct's JSON members as encoding/json would (embedded
 // structs without a name are flattened).
 func fieldsOf(t reflect.Type) []field {
-	if f, ok := fieldCache.Load(t); ok {
-		return f.([]field)
-	}
 	var out []field
 	var walk func(t reflect.Type, index []int)
 	walk = func(t reflect.Type, index []int) {
@@ -98,12 +137,11 @@ func fieldsOf(t reflect.Type) []field {
 		}
 	}
 	walk(t, nil)
-	fieldCache.Store(t, out)
 	return out
 }
 
 func structValue(v reflect.Value, skip string) (ast.Object, error) {
-	fields := fieldsOf(v.Type())
+	fields := infoOf(v.Type()).fields
 	obj := ast.NewObjectWithCapacity(len(fields))
 	for _, f := range fields {
 		if f.name == skip {
@@ -122,6 +160,41 @@ func structValue(v reflect.Value, skip string) (ast.Object, error) {
 	return obj, nil
 }
 
+// convertsEmpty reports whether v converts to what its type's zero value
+// converts to: empty strings and collections (absent ones are [] and {}
+// too), false, zero, nil pointers, and structs of such fields. Types with
+// their own encoding are never taken as empty.
+func convertsEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String:
+		return v.Len() == 0 && !infoOf(v.Type()).marshals
+	case reflect.Bool:
+		return !v.Bool() && !infoOf(v.Type()).marshals
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0 && !infoOf(v.Type()).marshals
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return v.Uint() == 0 && !infoOf(v.Type()).marshals
+	case reflect.Float32, reflect.Float64:
+		return math.Float64bits(v.Float()) == 0 && !infoOf(v.Type()).marshals // not -0
+	case reflect.Slice, reflect.Map:
+		return v.Len() == 0 && !infoOf(v.Type()).marshals
+	case reflect.Pointer, reflect.Interface:
+		return v.IsNil()
+	case reflect.Struct:
+		ti := infoOf(v.Type())
+		if ti.marshals {
+			return false
+		}
+		for _, f := range ti.fields {
+			if !convertsEmpty(v.FieldByIndex(f.index)) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 var (
 	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
 	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
@@ -129,13 +202,13 @@ var (
 )
 
 // termOf converts one value. Zero values share OPA's interned terms (most
-// facts are false, "" or empty).
+// facts are false, "" or empty), and empty structs a term per type.
 func termOf(v reflect.Value) (*ast.Term, error) {
 	t := v.Type()
 	if t == jsonNumber {
 		return ast.NumberTerm(json.Number(v.String())), nil
 	}
-	if t.Kind() != reflect.Interface && (t.Implements(jsonMarshaler) || t.Implements(textMarshaler)) {
+	if infoOf(t).marshals {
 		// Not in the schema today; keep whatever encoding/json would say.
 		raw, err := json.Marshal(v.Interface())
 		if err != nil {
@@ -164,6 +237,9 @@ func termOf(v reflect.Value) (*ast.Term, error) {
 	case reflect.Float32, reflect.Float64:
 		return ast.NumberTerm(json.Number(strconv.FormatFloat(v.Float(), 'g', -1, t.Bits()))), nil
 	case reflect.Struct:
+		if convertsEmpty(v) {
+			return infoOf(t).emptyTerm(t)
+		}
 		obj, err := structValue(v, "")
 		if err != nil {
 			return nil, err

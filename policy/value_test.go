@@ -92,3 +92,58 @@ func TestInputValueEmptyCollections(t *testing.T) {
 		t.Error("exec is omitempty: absent when nil")
 	}
 }
+
+// An empty struct converts to one value shared per type; a struct with any
+// field set is converted on its own. Checked field by field for every
+// struct of the input schema, so that a field added to it is covered.
+func TestInputValueEmptyStructsShared(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	var walk func(rt reflect.Type)
+	walk = func(rt reflect.Type) {
+		for rt.Kind() == reflect.Pointer || rt.Kind() == reflect.Slice || rt.Kind() == reflect.Map {
+			rt = rt.Elem()
+		}
+		if rt.Kind() != reflect.Struct || seen[rt] {
+			return
+		}
+		seen[rt] = true
+		zero := reflect.New(rt).Elem()
+		if !convertsEmpty(zero) {
+			t.Errorf("%s: zero value not taken as empty", rt)
+		}
+		want, err := structValue(zero, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := termOf(zero)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Value.Compare(want) != 0 {
+			t.Errorf("%s: shared empty value %v, want %v", rt, got, want)
+		}
+		for _, f := range infoOf(rt).fields {
+			v := reflect.New(rt).Elem()
+			fill(v.FieldByIndex(f.index), 0)
+			if convertsEmpty(v) {
+				t.Errorf("%s.%s set, but the struct is taken as empty", rt, f.name)
+			}
+			walk(v.FieldByIndex(f.index).Type())
+		}
+	}
+	walk(reflect.TypeFor[input.Input]())
+	if len(seen) < 5 {
+		t.Fatalf("walked only %d struct types", len(seen))
+	}
+
+	// Empty but not nil collections are empty too, and share the value.
+	p := input.Privileges{CapAdd: []string{}, Sysctls: map[string]string{}}
+	got, err := termOf(reflect.ValueOf(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, _ := infoOf(reflect.TypeFor[input.Privileges]()).emptyTerm(reflect.TypeFor[input.Privileges]())
+	if got != shared {
+		t.Error("privileges with empty lists are not the shared empty value")
+	}
+}
