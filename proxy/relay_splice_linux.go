@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -29,7 +30,13 @@ type bodySplicer struct {
 	peek   [64]byte
 	peeked int  // bytes in peek
 	noPipe bool // no pipe could be made: do not try again
-	head   [20]byte
+	// The raw connections' callbacks and what they report.
+	readFn, writeFn func(uintptr) bool
+	op, opN         int
+	opErr           error
+	outN            int
+	outErr          syscall.Errno
+	head            [20]byte
 }
 
 // spliceMin is the least chunk data worth a splice: below it the system
@@ -50,7 +57,9 @@ func newBodySplicer(client, upstream net.Conn) *bodySplicer {
 	if err1 != nil || err2 != nil {
 		return &bodySplicer{noPipe: true}
 	}
-	return &bodySplicer{rd: rd, wr: wr}
+	s := &bodySplicer{rd: rd, wr: wr}
+	s.readFn, s.writeFn = s.onReadable, s.onWritable
+	return s
 }
 
 // usable tells whether relay can be tried: the ends allow it and a pipe
@@ -126,7 +135,7 @@ func (s *bodySplicer) relay(bw *bufio.Writer, f framing, chunks *chunkScanner, r
 		}
 		chunks.size, chunks.state = 0, csDataCR
 		// What follows the chunk: its CRLF and the next chunk's head.
-		if _, err := s.fromUpstream(s.peekOp); err != nil {
+		if _, err := s.fromUpstream(opPeek); err != nil {
 			return false, err
 		}
 		next := *chunks
@@ -149,11 +158,14 @@ func (s *bodySplicer) relay(bw *bufio.Writer, f framing, chunks *chunkScanner, r
 // sizeOf is how many bytes of p, scanned from a chunk boundary into the
 // next chunk's data, are data.
 func (s *chunkScanner) sizeOf(p []byte) int64 {
-	var t chunkScanner = *s
-	var n int64
-	_, _, _ = t.scan(p, func(b []byte) error { n += int64(len(b)); return nil })
-	return n
+	t := *s
+	framing, _, _ := t.scan(p, stopAtData) // stops at the first data byte
+	return int64(len(p) - framing)
 }
+
+var errDataReached = errors.New("chunk data reached")
+
+func stopAtData([]byte) error { return errDataReached }
 
 // move splices n bytes from the daemon socket towards the client; the
 // pipe is drained when full or when dockerd has nothing more yet.
@@ -165,7 +177,7 @@ func (s *bodySplicer) move(n int64) error {
 			}
 		}
 		s.want = int(min(n, int64(s.cap-s.inPipe)))
-		moved, err := s.fromUpstream(s.spliceInOp)
+		moved, err := s.fromUpstream(opSpliceIn)
 		if err != nil {
 			return err
 		}
@@ -180,37 +192,49 @@ func (s *bodySplicer) move(n int64) error {
 
 func ignoreData([]byte) error { return nil }
 
-// fromUpstream runs op on the daemon socket until it does not block. When
-// it would, what the pipe holds goes to the client first (nothing more is
-// pending), then op is tried again, and only then does it wait. op runs in
-// the one callback, after the runtime reset the socket's readiness, so no
-// wake-up is lost between a try and the wait.
-func (s *bodySplicer) fromUpstream(op func(fd int) (int, syscall.Errno)) (n int, err error) {
-	var serr error
-	if err := s.rd.Read(func(fd uintptr) bool {
-		for {
-			var errno syscall.Errno
-			n, errno = op(int(fd))
-			if errno == syscall.EINTR {
-				continue
-			}
-			if errno != syscall.EAGAIN {
-				if errno != 0 {
-					serr = errno
-				}
-				return true
-			}
-			if s.inPipe == 0 {
-				return false // the socket is empty (an empty pipe is never full)
-			}
-			if serr = s.drain(); serr != nil {
-				return true
-			}
-		}
-	}); err != nil {
+// fromUpstream runs op (opPeek, opSpliceIn) on the daemon socket until it
+// does not block. When it would, what the pipe holds goes to the client
+// first (nothing more is pending), then op is tried again, and only then
+// does it wait. op runs in the one callback, after the runtime reset the
+// socket's readiness, so no wake-up is lost between a try and the wait.
+func (s *bodySplicer) fromUpstream(op int) (n int, err error) {
+	s.op, s.opN, s.opErr = op, 0, nil
+	if err := s.rd.Read(s.readFn); err != nil {
 		return 0, err
 	}
-	return n, serr
+	return s.opN, s.opErr
+}
+
+const (
+	opPeek = iota
+	opSpliceIn
+)
+
+// onReadable is fromUpstream's callback (bound once, as readFn, so that
+// no closure is made per call).
+func (s *bodySplicer) onReadable(fd uintptr) bool {
+	for {
+		var errno syscall.Errno
+		if s.op == opPeek {
+			s.opN, errno = s.peekOp(int(fd))
+		} else {
+			s.opN, errno = s.spliceInOp(int(fd))
+		}
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno != syscall.EAGAIN:
+			if errno != 0 {
+				s.opErr = errno
+			}
+			return true
+		case s.inPipe == 0:
+			return false // the socket is empty (an empty pipe is never full)
+		}
+		if s.opErr = s.drain(); s.opErr != nil {
+			return true
+		}
+	}
 }
 
 // spliceInOp moves up to s.want bytes from the daemon socket into the pipe.
@@ -246,29 +270,28 @@ func (s *bodySplicer) peekOp(fd int) (int, syscall.Errno) {
 // it.
 func (s *bodySplicer) drain() error {
 	for s.inPipe > 0 {
-		var (
-			n    int
-			serr syscall.Errno
-		)
-		if err := s.wr.Write(func(fd uintptr) bool {
-			r, _, errno := syscall.Syscall6(syscall.SYS_SPLICE, uintptr(s.pipe[0]), 0, fd, 0, uintptr(s.inPipe), spliceFlags)
-			n, serr = int(r), errno
-			return errno != syscall.EAGAIN
-		}); err != nil {
+		if err := s.wr.Write(s.writeFn); err != nil {
 			return err
 		}
-		if serr == syscall.EINTR {
+		if s.outErr == syscall.EINTR {
 			continue
 		}
-		if serr != 0 {
-			return serr
+		if s.outErr != 0 {
+			return s.outErr
 		}
-		if n == 0 {
+		if s.outN == 0 {
 			return io.ErrUnexpectedEOF // cannot happen: the pipe holds inPipe bytes
 		}
-		s.inPipe -= n
+		s.inPipe -= s.outN
 	}
 	return nil
+}
+
+// onWritable is drain's callback (bound once, as writeFn).
+func (s *bodySplicer) onWritable(fd uintptr) bool {
+	r, _, errno := syscall.Syscall6(syscall.SYS_SPLICE, uintptr(s.pipe[0]), 0, fd, 0, uintptr(s.inPipe), spliceFlags)
+	s.outN, s.outErr = int(r), errno
+	return errno != syscall.EAGAIN
 }
 
 // coalescePause waits coalesceWait in the thread, not in the scheduler: a
