@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -36,6 +37,7 @@ type bodySplicer struct {
 	opErr           error
 	outN            int
 	outErr          syscall.Errno
+	paused          bool
 	head            [20]byte
 }
 
@@ -198,7 +200,7 @@ func ignoreData([]byte) error { return nil }
 // does it wait. op runs in the one callback, after the runtime reset the
 // socket's readiness, so no wake-up is lost between a try and the wait.
 func (s *bodySplicer) fromUpstream(op int) (n int, err error) {
-	s.op, s.opN, s.opErr = op, 0, nil
+	s.op, s.opN, s.opErr, s.paused = op, 0, nil, false
 	if err := s.rd.Read(s.readFn); err != nil {
 		return 0, err
 	}
@@ -228,8 +230,15 @@ func (s *bodySplicer) onReadable(fd uintptr) bool {
 				s.opErr = errno
 			}
 			return true
+		case s.inPipe == 0 && !s.paused:
+			// The socket is empty (an empty pipe is never full): dockerd
+			// is behind. Give it a moment in the thread before parking,
+			// so that the next splice moves more per wake-up.
+			s.paused = true
+			splicePause()
+			continue
 		case s.inPipe == 0:
-			return false // the socket is empty (an empty pipe is never full)
+			return false
 		}
 		if s.opErr = s.drain(); s.opErr != nil {
 			return true
@@ -305,3 +314,16 @@ func coalescePause() {
 	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
 	}
 }
+
+// splicePause is the moment onReadable gives dockerd (in the thread, as
+// coalescePause) before parking: an archive caught up with arrives in
+// dockerd's 4 KiB and 28 KiB writes of each 32 KiB chunk, and parking for
+// each cost more than the splices (quiet machine, 67 MB: proxy CPU 14-17
+// -> 9-10 ticks for six transfers, futex calls 4905 -> 288 per transfer).
+func splicePause() {
+	ts := syscall.NsecToTimespec(int64(splicePauseTime))
+	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}
+
+const splicePauseTime = 100 * time.Microsecond
