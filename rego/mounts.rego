@@ -11,21 +11,23 @@ import data.sockproxy.lib.profile.settings
 import data.sockproxy.lib.util
 
 # Direct references to input (no object.get(input, ...)): the engine gives
-# the policy only the parts of input.body some rule references.
+# the policy only the parts of input.body some rule references. The rules
+# below read input.container.mounts itself: mount_list is kept for modules
+# that read it, and a rule would be one more evaluation per decision.
 mount_list := input.container.mounts
 
 # --- host paths: binds, and volumes that bind or overlay a host path
 
-# host_mounts and volume_mounts split mount_list once per decision, so that
+# host_mounts and volume_mounts split the mounts once per decision, so that
 # each rule below walks only the mounts it judges instead of testing every
 # mount again (each test is an evaluation on every create).
 host_mounts := [m |
-	some m in mount_list
+	some m in input.container.mounts
 	m.host_bind
 ]
 
 volume_mounts := [m |
-	some m in mount_list
+	some m in input.container.mounts
 	m.type == "volume"
 ]
 
@@ -164,7 +166,7 @@ volume_deny contains msg if {
 # --- mount types
 
 deny contains msg if {
-	some m in mount_list
+	some m in input.container.mounts
 	not m.type in settings.allowed_mount_types
 	msg := sprintf("mount type %s (target %s) is not allowed: allowed_mount_types are %s", [m.type, m.target, util.list_text(settings.allowed_mount_types)])
 }
@@ -187,9 +189,9 @@ deny contains msg if {
 # The mounts are walked inside one expression, the rare value first.
 deny contains msg if {
 	some i
-	mount_list[i].origin == "volumes_from"
+	input.container.mounts[i].origin == "volumes_from"
 	settings.volumes_from != "judge"
 	count(volumes_from) == 0
-	m := mount_list[i]
+	m := input.container.mounts[i]
 	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [m.from_container])
 }

@@ -8,7 +8,9 @@
 # read `settings` and `name` too.
 package sockproxy.lib.profile
 
-base := data.sockproxy.config
+# The base settings: imported rather than copied into a rule, which every
+# decision would evaluate again.
+import data.sockproxy.config as base
 
 # Indexes of the profiles matching the caller, in order.
 matching := [i |
