@@ -142,6 +142,18 @@ func BenchmarkInputValueDirect(b *testing.B) {
 	})
 }
 
+// BenchmarkInputValueDecide is the conversion as a decision makes it: the
+// body reduced to the paths the library reads (see BodyPaths).
+func BenchmarkInputValueDecide(b *testing.B) {
+	in, body := openHandsInput(b)
+	want := newEngine(b, Options{Data: openHandsRoots}).Revision().bodyWant
+	benchLatency(b, func() {
+		if _, err := inputValue(in, body, want); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
 func BenchmarkInputValueInterfaceToValue(b *testing.B) {
 	in, _ := openHandsInput(b)
 	benchLatency(b, func() {
