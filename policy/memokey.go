@@ -28,7 +28,7 @@ func memoKey(b []byte, in *input.Input) (_ []byte, ok bool) {
 const maxKeyDepth = 32
 
 func appendKeyStruct(b []byte, v reflect.Value, skip string, depth int) ([]byte, bool) {
-	fields := fieldsOf(v.Type())
+	fields := infoOf(v.Type()).fields
 	b = append(b, 'o')
 	b = binary.AppendUvarint(b, uint64(len(fields)))
 	for _, f := range fields {

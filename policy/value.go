@@ -110,7 +110,8 @@ func (ti *typeInfo) emptyTerm(t reflect.Type) (*ast.Term, error) {
 }
 
 // fieldsOf lists a struct's JSON members as encoding/json would (embedded
-// structs without a name are flattened).
+// structs without a name are flattened). It builds the list: callers use
+// infoOf(t).fields, worked out once per type.
 func fieldsOf(t reflect.Type) []field {
 	var out []field
 	var walk func(t reflect.Type, index []int)
