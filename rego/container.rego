@@ -97,9 +97,17 @@ pids_within(n) if {
 deny contains msg if {
 	input.operation == "container.update"
 	upd.restart_policy.name != ""
-	not upd.restart_policy.name in limits.restart_policies
-	msg := sprintf("container.update restart policy %s is not allowed: update_limits.restart_policies are %s", [upd.restart_policy.name, util.list_text(limits.restart_policies)])
+	not upd.restart_policy.name in restart_policies
+	msg := sprintf("container.update restart policy %s is not allowed: update_limits.restart_policies are %s", [upd.restart_policy.name, util.list_text(restart_policies)])
 }
+
+# update_limits.restart_policies; none when update_limits or the list is
+# null (an empty YAML value passes the data's validation), where `not x in`
+# the undefined list would not refuse. (Null bounds are no bound, as 0.)
+restart_policies := p if {
+	p := limits.restart_policies
+	is_array(p)
+} else := []
 
 deny contains msg if {
 	input.operation == "container.update"

@@ -160,3 +160,12 @@ test_commit_plain_user_change_allowed if {
 	count(sockproxy.deny) == 0 with input as commit("", ["USER 1000:1000", "user sandbox", "USER app_1.x:staff-2"])
 		with data.sockproxy.config.operations as ops
 }
+
+# update_limits null (an empty YAML value passes the data's validation):
+# no bounds, as zeros, but no restart policy either, as an empty list.
+test_update_restart_policy_with_null_limits if {
+	sockproxy.deny == {"container.update restart policy always is not allowed: update_limits.restart_policies are none"} with input as update({"restart_policy": {"name": "always", "maximum_retry_count": 0}})
+		with data.sockproxy.config.update_limits as null
+	count(sockproxy.deny) == 0 with input as update({"memory": 1073741824})
+		with data.sockproxy.config.update_limits as null
+}

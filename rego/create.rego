@@ -59,7 +59,7 @@ deny contains msg if {
 
 deny contains "publish_all (-P) is not allowed: it publishes every exposed port on all interfaces" if {
 	input.container.publish_all == true # indexable: skipped unless set
-	not settings.allow_publish_all
+	not util.on("allow_publish_all")
 }
 
 host_ip_text(p) := p.host_ip if p.host_ip != ""
@@ -129,8 +129,9 @@ network_refusal(mode, _) := "network host is not allowed: it shares the host's n
 network_refusal(mode, n) := msg if {
 	mode == "container"
 	not "container:*" in settings.allowed_networks
-	not concat("", ["container:", n.container]) in settings.allowed_networks
-	msg := sprintf("network container:%s is not allowed: it joins another container's network namespace", [n.container])
+	ref := concat("", ["container:", object.get(n, "container", "")]) # omitted when empty
+	not ref in settings.allowed_networks
+	msg := sprintf("network %s is not allowed: it joins another container's network namespace", [ref])
 }
 
 network_refusal(mode, n) := msg if {
@@ -197,7 +198,7 @@ deny contains msg if {
 
 deny contains "privileged is not allowed: it gives the container every capability and device of the host" if {
 	input.container.privileges.privileged == true # indexable: skipped unless set
-	not settings.allow_privileged
+	not util.on("allow_privileged")
 }
 
 deny contains msg if some msg in privilege_deny
@@ -232,7 +233,7 @@ privilege_deny contains msg if {
 
 deny contains "device requests (--gpus) are not allowed: set allow_device_requests" if {
 	count(input.container.privileges.device_requests) > 0
-	not settings.allow_device_requests
+	not util.on("allow_device_requests")
 }
 
 # Security options that only tighten confinement; anything else (a custom
@@ -259,12 +260,12 @@ switches_off(opt) if opt in {"label=disable", "label:disable", "no-new-privilege
 
 deny contains "MaskedPaths override is not allowed: it can unmask /proc and /sys paths" if {
 	input.container.privileges.masked_paths_override == true # indexable: skipped unless set
-	not settings.allow_masked_paths_override
+	not util.on("allow_masked_paths_override")
 }
 
 deny contains "ReadonlyPaths override is not allowed: it can make /proc and /sys paths writable" if {
 	input.container.privileges.readonly_paths_override == true # indexable: skipped unless set
-	not settings.allow_readonly_paths_override
+	not util.on("allow_readonly_paths_override")
 }
 
 deny contains msg if {

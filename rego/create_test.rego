@@ -249,3 +249,30 @@ test_every_reason_reported if {
 		"user root (uid 0, the image's default) not allowed: set User to a non-root uid",
 	}
 }
+
+# --- settings that are null (an empty YAML value passes the data's
+# validation): a boolean allow_* that is null allows nothing, as false.
+
+test_null_boolean_settings_refuse if {
+	f.deny(priv("privileged", true)) == {"privileged is not allowed: it gives the container every capability and device of the host"} with data.sockproxy.config.allow_privileged as null
+	f.deny(f.set("/container/publish_all", true)) == {"publish_all (-P) is not allowed: it publishes every exposed port on all interfaces"} with data.sockproxy.config.allow_publish_all as null
+	gpu := priv("device_requests", [{"Driver": "nvidia", "Count": -1}])
+	f.deny(gpu) == {"device requests (--gpus) are not allowed: set allow_device_requests"} with data.sockproxy.config.allow_device_requests as null
+	f.deny(priv("masked_paths_override", true)) == {"MaskedPaths override is not allowed: it can unmask /proc and /sys paths"} with data.sockproxy.config.allow_masked_paths_override as null
+	f.deny(priv("readonly_paths_override", true)) == {"ReadonlyPaths override is not allowed: it can make /proc and /sys paths writable"} with data.sockproxy.config.allow_readonly_paths_override as null
+	u := user({"raw": "alice", "value": "alice", "uid": -1, "gid": -1, "resolved": false})
+	f.deny(u) == {`user "alice" cannot be resolved to a uid: set User to a numeric uid[:gid]`} with data.sockproxy.config.allow_unresolved_users as null
+}
+
+# The same null in a caller's profile, merged over the base by object.union.
+test_null_boolean_in_profile_refuses if {
+	profiles := [{"name": "p", "match": {"uids": [1000]}, "config": {"allow_privileged": null}}]
+	f.deny(priv("privileged", true)) == {"privileged is not allowed: it gives the container every capability and device of the host"} with data.sockproxy.config.profiles as profiles
+}
+
+# A container: network whose container the facts omit (omitempty) is still
+# judged: the concat of an undefined name must not drop the refusal.
+test_container_network_without_container_refused if {
+	n := {"ref": "container:", "mode": "container", "name": "", "id": "", "found": true}
+	f.deny(net(n)) == {"network container: is not allowed: it joins another container's network namespace"}
+}

@@ -22,7 +22,7 @@ deny contains "exec.create without normalized facts (input.exec): refused" if {
 
 deny contains "exec privileged is not allowed: it gives the process every capability of the host" if {
 	input.exec.privileged == true
-	not settings.allow_privileged
+	not util.on("allow_privileged")
 }
 
 deny contains msg if some msg in util.user_deny
@@ -35,7 +35,7 @@ deny contains msg if some msg in util.user_deny
 # away from root on the host, whatever the exec's own flags.
 deny contains msg if {
 	input.target.privileged == true
-	not settings.allow_privileged
+	not util.on("allow_privileged")
 	msg := sprintf("exec into container %s is not allowed: it runs privileged, so every process exec'd in it keeps every capability and device of the host within reach", [container_text])
 }
 

@@ -173,3 +173,12 @@ test_exec_start_of_root_or_privileged_exec_refused if {
 	sockproxy.deny == {"exec privileged is not allowed: it gives the process every capability of the host"} with input as object.union(start_in([]), {"exec": priv})
 	count(sockproxy.deny) == 0 with input as object.union(start_in([]), {"exec": object.union(priv, {"privileged": false})})
 }
+
+# allow_privileged null (an empty YAML value) allows nothing, as false.
+test_exec_privileged_refused_with_null_setting if {
+	sockproxy.deny == {"exec privileged is not allowed: it gives the process every capability of the host"} with input as exec(object.union(ok, {"privileged": true}))
+		with data.sockproxy.config.allow_privileged as null
+	req := object.union(exec(ok), {"target": {"kind": "container", "id": "abc", "privileged": true}})
+	sockproxy.deny == {"exec into container sandbox is not allowed: it runs privileged, so every process exec'd in it keeps every capability and device of the host within reach"} with input as req
+		with data.sockproxy.config.allow_privileged as null
+}

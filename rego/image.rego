@@ -30,7 +30,7 @@ deny contains msg if {
 	input.operation == "image.create"
 	src := first("fromSrc")
 	src != ""
-	not settings.allow_image_import
+	not util.on("allow_image_import")
 	msg := sprintf("image import (fromSrc=%s) is not allowed: set allow_image_import", [src])
 }
 
@@ -39,7 +39,7 @@ deny contains msg if {
 	input.operation == "image.create"
 	src := first("fromSrc")
 	not src in {"", "-"}
-	not settings.allow_image_import_url
+	not util.on("allow_image_import_url")
 	msg := sprintf("image import from a URL (fromSrc=%s) is not allowed: the daemon would fetch it; send the archive as the body (fromSrc=-)", [src])
 }
 
@@ -119,23 +119,31 @@ deny contains msg if {
 deny contains msg if {
 	input.operation == "image.build"
 	nonempty("remote")
-	not settings.build.allow_remote
+	not util.on(["build", "allow_remote"])
 	msg := sprintf("build from a remote context (remote=%s) is not allowed: the daemon would fetch it", [param("remote")])
 }
 
 deny contains msg if {
 	input.operation == "image.build"
 	mode := param("networkmode")
-	not mode in settings.build.network_modes
-	msg := sprintf("build networkmode %s is not allowed: build.network_modes are %s", [mode, util.list_text(settings.build.network_modes)])
+	not mode in network_modes
+	msg := sprintf("build networkmode %s is not allowed: build.network_modes are %s", [mode, util.list_text(network_modes)])
 }
+
+# build.network_modes; none when build or the list is null (an empty YAML
+# value passes the data's validation), where `not mode in` the undefined
+# list would not refuse.
+network_modes := m if {
+	m := settings.build.network_modes
+	is_array(m)
+} else := []
 
 # BuildKit (version=2) reads the Dockerfile through a session and honours
 # RUN --network=host and other entitlements the proxy cannot see.
 deny contains "BuildKit builds (version=2) are not allowed: RUN options such as --network=host are invisible to the proxy; set build.allow_buildkit" if {
 	input.operation == "image.build"
 	param("version") == "2"
-	not settings.build.allow_buildkit
+	not util.on(["build", "allow_buildkit"])
 }
 
 deny contains msg if {

@@ -156,3 +156,32 @@ test_commit_ref_judged if {
 	sockproxy.deny == {"container.commit would write the image reference openhands/runtime:latest: writable_images are none"} with input as req
 		with data.sockproxy.config.operations as judge("container.commit")
 }
+
+# Settings that are null (an empty YAML value passes the data's
+# validation): a boolean allows nothing, as false, and a null build
+# section leaves the build rules in force.
+test_import_refused_with_null_settings if {
+	sockproxy.deny == {"image import (fromSrc=-) is not allowed: set allow_image_import"} with input as pull({"fromSrc": ["-"]})
+		with data.sockproxy.config.allow_image_import as null
+	sockproxy.deny == {"image import from a URL (fromSrc=http://x/y.tar) is not allowed: the daemon would fetch it; send the archive as the body (fromSrc=-)"} with input as pull({"fromSrc": ["http://x/y.tar"]})
+		with data.sockproxy.config.allow_image_import as true
+		with data.sockproxy.config.allow_image_import_url as null
+}
+
+test_build_refused_with_null_settings if {
+	sockproxy.deny == {"build from a remote context (remote=https://example.com/x.git) is not allowed: the daemon would fetch it"} with input as build(object.union(build_ok, {"remote": ["https://example.com/x.git"]}))
+		with data.sockproxy.config.operations as judge("image.build")
+		with data.sockproxy.config.writable_images as ["scratch/*"]
+		with data.sockproxy.config.build.allow_remote as null
+	sockproxy.deny == {"BuildKit builds (version=2) are not allowed: RUN options such as --network=host are invisible to the proxy; set build.allow_buildkit"} with input as build(object.union(build_ok, {"version": ["2"]}))
+		with data.sockproxy.config.operations as judge("image.build")
+		with data.sockproxy.config.writable_images as ["scratch/*"]
+		with data.sockproxy.config.build.allow_buildkit as null
+	sockproxy.deny == {
+		"build networkmode host is not allowed: build.network_modes are none",
+		"build from a remote context (remote=https://example.com/x.git) is not allowed: the daemon would fetch it",
+	} with input as build(object.union(build_ok, {"networkmode": ["host"], "remote": ["https://example.com/x.git"]}))
+		with data.sockproxy.config.operations as judge("image.build")
+		with data.sockproxy.config.writable_images as ["scratch/*"]
+		with data.sockproxy.config.build as null
+}

@@ -40,7 +40,7 @@ deny contains msg if some msg in mount_deny
 mount_deny contains msg if {
 	some m in host_mounts
 	m.path_status != "resolved"
-	not settings.allow_unresolved_paths
+	not util.on("allow_unresolved_paths")
 	msg := sprintf("mount %s: %s: refused because its real path cannot be judged", [label(m), status_text(m)])
 }
 
@@ -61,7 +61,7 @@ checks := [{"mount": m, "roots": [root.root |
 judged_path(m) := m.real_path if {
 	m.path_status == "resolved"
 } else := m.host_path if {
-	settings.allow_unresolved_paths
+	util.on("allow_unresolved_paths")
 }
 
 # Each root with its path as a directory prefix ("/data/"; "/" for /),
@@ -193,5 +193,5 @@ deny contains msg if {
 	settings.volumes_from != "judge"
 	count(volumes_from) == 0
 	m := input.container.mounts[i]
-	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [m.from_container])
+	msg := sprintf("volumes_from %s is not allowed: it copies every mount of that container", [object.get(m, "from_container", "(unnamed)")]) # omitted when empty
 }

@@ -141,3 +141,16 @@ test_deepest_root_decides_in_any_order if {
 		f.deny_with_roots(mount(0, bind_rw("/etc", "/e")), roots) == {"mount /etc:/e is rw but / allows only ro"}
 	}
 }
+
+# allow_unresolved_paths null (an empty YAML value) allows nothing, as false.
+test_unresolvable_path_refused_with_null_setting if {
+	m := object.union(bind_rw("/home/alice/projects", "/w"), {"real_path": "", "path_status": "unresolvable"})
+	f.deny(mount(0, m)) == {"mount /home/alice/projects:/w: host path cannot be resolved by the proxy: refused because its real path cannot be judged"} with data.sockproxy.config.allow_unresolved_paths as null
+}
+
+# A volumes_from mount whose container the facts omit (omitempty) is still
+# refused: its message must not depend on the name.
+test_volumes_from_facts_without_container_refused if {
+	m := object.union(bind_rw("/home/alice/projects", "/w"), {"origin": "volumes_from"})
+	f.deny(mount(0, m)) == {"volumes_from (unnamed) is not allowed: it copies every mount of that container"}
+}

@@ -86,7 +86,7 @@ endpoint := input.connect
 
 deny contains msg if {
 	input.operation == "network.connect"
-	not settings.allow_endpoint_static_ip
+	not util.on("allow_endpoint_static_ip")
 	some key in ["ipv4", "ipv6"]
 	ip := endpoint[key]
 	ip != ""
@@ -95,21 +95,21 @@ deny contains msg if {
 
 deny contains msg if {
 	input.operation == "network.connect"
-	not settings.allow_endpoint_static_ip
+	not util.on("allow_endpoint_static_ip")
 	count(endpoint.link_local_ips) > 0
 	msg := sprintf("network.connect with link-local addresses %s is not allowed: set allow_endpoint_static_ip", [util.list_text(endpoint.link_local_ips)])
 }
 
 deny contains msg if {
 	input.operation == "network.connect"
-	not settings.allow_endpoint_static_ip
+	not util.on("allow_endpoint_static_ip")
 	endpoint.mac_address != ""
 	msg := sprintf("network.connect with a MAC address (%s) is not allowed: set allow_endpoint_static_ip", [endpoint.mac_address])
 }
 
 deny contains msg if {
 	input.operation == "network.connect"
-	not settings.allow_endpoint_aliases
+	not util.on("allow_endpoint_aliases")
 	count(endpoint.aliases) > 0
 	msg := sprintf("network.connect with aliases %s is not allowed: set allow_endpoint_aliases", [util.list_text(endpoint.aliases)])
 }
@@ -163,14 +163,14 @@ deny contains msg if {
 deny contains msg if {
 	input.operation == "network.create"
 	nc.config_from != ""
-	not settings.allow_network_config_from
+	not util.on("allow_network_config_from")
 	msg := sprintf("network.create with ConfigFrom %s is not allowed: it takes the driver and options of another network; set allow_network_config_from", [nc.config_from])
 }
 
 deny contains "network.create with ConfigOnly is not allowed: set allow_network_config_from" if {
 	input.operation == "network.create"
 	nc.config_only
-	not settings.allow_network_config_from
+	not util.on("allow_network_config_from")
 }
 
 deny contains msg if {

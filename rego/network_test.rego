@@ -117,3 +117,17 @@ test_create_address_ranges if {
 test_create_without_facts_refused if {
 	sockproxy.deny == {"network.create without normalized facts (input.network): refused"} with input as f.request("network.create")
 }
+
+# Boolean settings that are null (an empty YAML value passes the data's
+# validation) allow nothing, as false.
+test_null_boolean_settings_refuse if {
+	allowed := ["openhands-network"]
+	sockproxy.deny == {"network.connect with a static address (ipv4 172.20.0.5) is not allowed: set allow_endpoint_static_ip"} with input as connect_with("openhands-network", {"ipv4": "172.20.0.5"})
+		with data.sockproxy.config.allowed_networks as allowed
+		with data.sockproxy.config.allow_endpoint_static_ip as null
+	sockproxy.deny == {"network.connect with aliases web is not allowed: set allow_endpoint_aliases"} with input as connect_with("openhands-network", {"aliases": ["web"]})
+		with data.sockproxy.config.allowed_networks as allowed
+		with data.sockproxy.config.allow_endpoint_aliases as null
+	sockproxy.deny == {"network.create with ConfigOnly is not allowed: set allow_network_config_from"} with input as create_net({"config_only": true})
+		with data.sockproxy.config.allow_network_config_from as null
+}

@@ -31,6 +31,12 @@ subject := {"user": input.container.user, "prefix": "user"} if input.operation =
 
 subject := {"user": input.exec.user, "prefix": "exec user"} if input.operation in {"exec.create", "exec.start"}
 
+# on(key): the boolean setting at key (a name, or a path as an array) is
+# true. An empty YAML value passes the data's validation as null, which
+# `not settings.allow_x` would read as set (only false and undefined
+# fail): refusals test `not on(...)`, so null, false and absent allow nothing.
+on(key) if object.get(settings, key, false) == true
+
 # user_deny are the refusals of the user rules, shared by container.create
 # and exec.create.
 user_deny contains msg if {
@@ -42,7 +48,7 @@ user_deny contains msg if {
 user_deny contains msg if {
 	subject.user.resolved == false
 	subject.user.root == false
-	not settings.allow_unresolved_users
+	not on("allow_unresolved_users")
 	msg := sprintf("%s %q%s cannot be resolved to a uid: set User to a numeric uid[:gid]", [subject.prefix, subject.user.value, user_origin(subject.user)])
 }
 
