@@ -126,3 +126,11 @@ test_break_glass_commits_for_forensics if {
 		"would write the image reference busybox:latest",
 	)
 }
+
+# Without its data (a misspelt key) the incident rule still refuses:
+# `not regex.match(...)` of an undefined operand would not.
+test_incident_rule_refuses_without_its_data if {
+	req := debug_shell(breakglass, {"incident": "INC-4711"})
+	deny(req) == {`break-glass containers need the label (data.break_glass.incident_label missing)=<incident ID> matching (data.break_glass.incident_pattern missing) (e.g. docker run --label (data.break_glass.incident_label missing)=INC-1234)`} with data.break_glass as {}
+	deny(req) == {`break-glass containers need the label incident=<incident ID> matching (data.break_glass.incident_pattern missing) (e.g. docker run --label incident=INC-1234)`} with data.break_glass as {"incident_label": "incident"}
+}

@@ -70,3 +70,10 @@ test_other_callers_unaffected if {
 test_anonymous_matches_no_profile if {
 	profile.name == "" with input as request("container.list", {"known": false, "uid": 990, "gid": 990, "pid": 0})
 }
+
+# Without the read list (a misspelt key, a data file left out) the monitor
+# is refused everything: `not op in` an undefined list would refuse nothing.
+test_missing_read_list_refuses_everything if {
+	deny(request("container.stop", monitor)) == {"operation container.stop is not allowed for the read-only monitoring profile (data.monitoring.read_operations)"} with data.monitoring as {}
+	deny(request("container.list", monitor)) == {"operation container.list is not allowed for the read-only monitoring profile (data.monitoring.read_operations)"} with data.monitoring as {}
+}

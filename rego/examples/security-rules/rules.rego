@@ -35,9 +35,9 @@ deny contains msg if {
 	msg := image_refusal(ref)
 }
 
-image_refusal(ref) := sprintf("image %s is named by its ID: name it by registry reference (%s)", [ref, concat(", ", data.security.allowed_registries)]) if {
+image_refusal(ref) := sprintf("image %s is named by its ID: name it by registry reference (%s)", [ref, concat(", ", registry.allowed)]) if {
 	registry.by_id(ref)
-} else := sprintf("image %s comes from %s: allowed registries are %s", [ref, host, concat(", ", data.security.allowed_registries)]) if {
+} else := sprintf("image %s comes from %s: allowed registries are %s", [ref, host, concat(", ", registry.allowed)]) if {
 	host := registry.registry(ref)
-	not host in data.security.allowed_registries
+	not host in registry.allowed
 }

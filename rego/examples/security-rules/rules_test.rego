@@ -96,3 +96,10 @@ test_registry_parsing if {
 	registry.registry("localhost/app") == "localhost"
 	registry.registry("Registry.Example.Internal/app") == "registry.example.internal"
 }
+
+# Without the registry list (a misspelt key) no registry is allowed:
+# `not host in` an undefined list would allow every one.
+test_missing_registry_list_refuses if {
+	deny(create("registry.example.internal/payments/api:1.4", labels)) == {"image registry.example.internal/payments/api:1.4 comes from registry.example.internal: allowed registries are "} with data.security.allowed_registries as null
+	deny(create("busybox", labels)) == {"image busybox comes from docker.io: allowed registries are "} with data.security as {"required_labels": ["team", "cost-center"]}
+}

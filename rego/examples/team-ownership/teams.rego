@@ -12,6 +12,6 @@ deny contains msg if {
 	team := teams.caller_team
 	name := teams.created_name
 	name != "" # dockerd names it: 64 hex digits, no team's prefix
-	not startswith(name, team.prefix)
-	msg := sprintf("%s %q: %s may only create names starting with %q", [input.operation, name, team.name, team.prefix])
+	not teams.prefixed(name, team) # false, so refused, for an entry without a prefix
+	msg := sprintf("%s %q: %s may only create names starting with %q", [input.operation, name, object.get(team, "name", "its team"), object.get(team, "prefix", "")])
 }

@@ -149,3 +149,10 @@ test_team_mount_roots if {
 	deny(c) == {"mount /srv/teams/b:/workspace is not under an allowed root"}
 	refused_with(object.union(c, {"caller": team_b}), "network team-a-sandboxes is not allowed")
 }
+
+# A team entry without its prefix (a misspelt key) creates no name at all:
+# `not startswith(name, team.prefix)` of an undefined prefix would allow any.
+test_team_without_prefix_refused if {
+	teams := [{"name": "team-a", "uids": [2001]}]
+	deny(network_create("team-b-sandboxes", team_a)) == {`network.create "team-b-sandboxes": team-a may only create names starting with ""`} with data.teams as teams
+}

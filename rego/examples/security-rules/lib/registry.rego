@@ -3,6 +3,14 @@
 # "." or ":" or is "localhost"; otherwise the image is on docker.io.
 package examples.security.registry
 
+# allowed: data.security.allowed_registries, none when it is missing or not
+# a list (a misspelt key, an empty YAML value): `not host in` an undefined
+# list would allow every registry.
+allowed := r if {
+	r := data.security.allowed_registries
+	is_array(r)
+} else := []
+
 # registry(ref): the host a reference is pulled from.
 registry(ref) := host if {
 	parts := split(ref, "/")

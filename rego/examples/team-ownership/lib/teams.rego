@@ -10,6 +10,11 @@ caller_team := team if {
 	input.caller.uid in team.uids
 }
 
+# prefixed(name, team): name starts with the team's prefix. A function
+# rather than `not startswith(name, team.prefix)` in the rule: that form
+# does not refuse when the entry has no prefix (undefined).
+prefixed(name, team) if startswith(name, team.prefix)
+
 # created_name is the name a network.create or volume.create asks for
 # ("" for a volume dockerd will name itself).
 created_name := input.network.name if input.operation == "network.create"
