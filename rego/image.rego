@@ -106,7 +106,8 @@ deny contains "image.tag without repo: refused" if {
 
 # --- image.push sends an image to a registry
 
-push_ref := util.image_ref(input.vars.name, param("tag"))
+# object.get: an undefined name would leave the refusal below undefined.
+push_ref := util.image_ref(object.get(input.vars, "name", ""), param("tag"))
 
 deny contains msg if {
 	input.operation == "image.push"

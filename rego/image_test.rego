@@ -185,3 +185,11 @@ test_build_refused_with_null_settings if {
 		with data.sockproxy.config.writable_images as ["scratch/*"]
 		with data.sockproxy.config.build as null
 }
+
+# A push whose path variable is missing (facts built without the route's
+# vars) is still judged, by the empty name: an undefined push_ref would
+# leave the refusal undefined.
+test_push_without_name_refused if {
+	sockproxy.deny == {"image push of :latest is not allowed: pushable_images are none"} with input as op("image.push", {})
+		with data.sockproxy.config.operations as judge("image.push")
+}

@@ -37,7 +37,8 @@ deny contains msg if {
 	v.driver == "local"
 	v.local_mount != ""
 	not v.local_mount in settings.allowed_local_volume_kinds
-	msg := sprintf("volume %s: local driver options %s %s: allowed_local_volume_kinds are %s", [name, options_text, kind_text[v.local_mount], util.list_text(settings.allowed_local_volume_kinds)])
+	what := object.get(kind_text, v.local_mount, concat("", ["is of kind ", v.local_mount])) # a kind the table misses still refuses
+	msg := sprintf("volume %s: local driver options %s %s: allowed_local_volume_kinds are %s", [name, options_text, what, util.list_text(settings.allowed_local_volume_kinds)])
 }
 
 # Where binds are allowed, each host path they expose is still confined to

@@ -62,3 +62,10 @@ test_network_share_credentials_redacted if {
 		"volume cache: local driver option o=addr=10.0.0.1,username=bob,password=<redacted> names a network server (addr=): not allowed",
 	} with input as vol({"options": {"type": "cifs", "o": "addr=10.0.0.1,username=bob,password=hunter2", "device": "//srv/share", "password": "hunter2"}, "local_mount": "network"})
 }
+
+# A local_mount kind the message table does not name is still refused: an
+# undefined kind_text entry would leave the message, and so the refusal,
+# undefined.
+test_unknown_local_kind_refused if {
+	sockproxy.deny == {"volume cache: local driver options type=zfs is of kind zfs: allowed_local_volume_kinds are tmpfs"} with input as vol({"options": {"type": "zfs"}, "local_mount": "zfs"})
+}
