@@ -4,7 +4,7 @@ package proxy
 
 import (
 	"bufio"
-	"errors"
+	"io"
 	"net"
 	"syscall"
 )
@@ -38,7 +38,11 @@ func splicePump(dst net.Conn, src net.Conn, srcBuf *bufio.Reader) (handled bool,
 	}
 	defer syscall.Close(p[0])
 	defer syscall.Close(p[1])
-	_, _ = fcntl(p[1], syscall.F_SETPIPE_SZ, spliceChunk) // a smaller pipe only means smaller moves
+	s := hijackSplicer{rd: rd, wr: wr, pipe: p, cap: 64 << 10} // the default pipe size
+	if n, err := fcntl(p[1], syscall.F_SETPIPE_SZ, spliceChunk); err == nil {
+		s.cap = n
+	}
+	s.readFn, s.writeFn = s.onReadable, s.onWritable
 
 	if n := srcBuf.Buffered(); n > 0 {
 		data, _ := srcBuf.Peek(n)
@@ -47,36 +51,84 @@ func splicePump(dst net.Conn, src net.Conn, srcBuf *bufio.Reader) (handled bool,
 		}
 		_, _ = srcBuf.Discard(n)
 	}
+	return true, s.run()
+}
+
+// hijackSplicer is one direction of a hijacked connection joined by
+// splice: src → pipe → dst. Its raw-connection callbacks are bound once,
+// so that no closure is made per system call.
+type hijackSplicer struct {
+	rd, wr          syscall.RawConn
+	pipe            [2]int
+	cap             int // bytes the pipe can hold
+	inPipe          int // bytes spliced in and not yet out
+	paused          bool
+	n               int
+	errno           syscall.Errno
+	readFn, writeFn func(uintptr) bool
+}
+
+// run moves src to dst until src ends (nil) or either side fails.
+func (s *hijackSplicer) run() error {
 	for {
-		var moved int
-		var serr error
-		if err := rd.Read(func(fd uintptr) bool {
-			var n int64
-			n, serr = syscall.Splice(int(fd), nil, p[1], nil, spliceChunk, spliceFlags)
-			moved = int(n)
-			return !errors.Is(serr, syscall.EAGAIN)
-		}); err != nil {
-			return true, err
+		s.paused = false
+		if err := s.rd.Read(s.readFn); err != nil {
+			return err
 		}
-		if serr != nil {
-			return true, serr
+		if s.errno != 0 {
+			return s.errno
 		}
-		if moved == 0 { // src ended
-			return true, nil
+		if s.n == 0 { // src ended
+			return nil
 		}
-		for moved > 0 {
-			var n int64
-			if err := wr.Write(func(fd uintptr) bool {
-				n, serr = syscall.Splice(p[0], nil, int(fd), nil, moved, spliceFlags)
-				return !errors.Is(serr, syscall.EAGAIN)
-			}); err != nil {
-				return true, err
+		s.inPipe = s.n
+		for s.inPipe > 0 {
+			if err := s.wr.Write(s.writeFn); err != nil {
+				return err
 			}
-			if serr != nil {
-				return true, serr
+			if s.errno != 0 {
+				return s.errno
 			}
-			moved -= int(n)
+			if s.n == 0 {
+				return io.ErrUnexpectedEOF // cannot happen: the pipe holds inPipe bytes
+			}
+			s.inPipe -= s.n
 		}
+	}
+}
+
+// onReadable splices what src holds into the (empty) pipe. When src is
+// empty the peer is behind: it gets a moment in the thread (splicePause)
+// before the goroutine parks, so that the next splice moves more per
+// wake-up; parking each time the relay caught up with a busy exec cost
+// more than the splices (as for bodySplicer).
+func (s *hijackSplicer) onReadable(fd uintptr) bool {
+	for {
+		r, _, errno := syscall.Syscall6(syscall.SYS_SPLICE, fd, 0, uintptr(s.pipe[1]), 0, uintptr(s.cap), spliceFlags)
+		switch {
+		case errno == syscall.EINTR:
+			continue
+		case errno != syscall.EAGAIN:
+			s.n, s.errno = int(r), errno
+			return true
+		case !s.paused:
+			s.paused = true
+			splicePause()
+			continue
+		}
+		return false
+	}
+}
+
+// onWritable splices what the pipe holds to dst.
+func (s *hijackSplicer) onWritable(fd uintptr) bool {
+	for {
+		r, _, errno := syscall.Syscall6(syscall.SYS_SPLICE, uintptr(s.pipe[0]), 0, fd, 0, uintptr(s.inPipe), spliceFlags)
+		if errno == syscall.EINTR {
+			continue
+		}
+		s.n, s.errno = int(r), errno
+		return errno != syscall.EAGAIN
 	}
 }
 
