@@ -146,6 +146,12 @@ func validateLibraryData(doc map[string]any) (*LibraryConfig, error) {
 			return nil, fmt.Errorf("unknown key %q in the library data (data.sockproxy.config): check its spelling in docs/configuration.md", key)
 		}
 	}
+	// A key written without a value (YAML "allow_privileged:") is null:
+	// Go would read it as false or empty, but the library's rules would
+	// see null, which some read as set, so it is refused here.
+	if where := findNull(doc, ""); where != "" {
+		return nil, fmt.Errorf("library data (data.sockproxy.config): %s has no value (null): give one, or remove the key to keep its default", where)
+	}
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("library data: %w", err)
@@ -270,6 +276,40 @@ func validateProfiles(doc map[string]any, profiles []Profile) error {
 		}
 	}
 	return nil
+}
+
+// findNull returns the path of the first null in v (keys in sorted order,
+// so the error names the same key every time), or "" when there is none.
+func findNull(v any, at string) string {
+	switch v := v.(type) {
+	case nil:
+		if at == "" {
+			return "the document"
+		}
+		return at
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := k
+			if at != "" {
+				p = at + "." + k
+			}
+			if where := findNull(v[k], p); where != "" {
+				return where
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if where := findNull(e, fmt.Sprintf("%s[%d]", at, i)); where != "" {
+				return where
+			}
+		}
+	}
+	return ""
 }
 
 // mergeInto merges src over dst: objects key by key, recursively; anything

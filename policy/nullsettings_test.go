@@ -2,30 +2,27 @@ package policy
 
 import (
 	"context"
-	"slices"
+	"strings"
 	"testing"
 )
 
-// TestNullBooleanSettingRefuses pins the path a Rego test cannot: an empty
-// YAML value (allow_privileged: with nothing after it) passes the library
-// data's validation as null and reaches the Rego library, where
-// `not settings.allow_privileged` read it as set and allowed a privileged
-// create. The base settings and a profile's config both.
-func TestNullBooleanSettingRefuses(t *testing.T) {
-	want := []string{"privileged is not allowed: it gives the container every capability and device of the host"}
-	for name, config := range map[string]string{
-		"base": "    allow_privileged:\n",
-		"profile": "    profiles:\n      - name: p\n        match: {uids: [1000]}\n" +
-			"        config:\n          allow_privileged:\n",
+// TestNullSettingRefusedAtLoad: an empty YAML value (allow_privileged: with
+// nothing after it) is null; Go reads it as false, but `not
+// settings.allow_privileged` in Rego read null as set and allowed a
+// privileged create. Such data is refused when the policy loads, naming the
+// key, in the base settings and in a profile's config alike.
+func TestNullSettingRefusedAtLoad(t *testing.T) {
+	for name, tc := range map[string]struct{ config, key string }{
+		"base":   {"    allow_privileged:\n", "allow_privileged has no value"},
+		"nested": {"    update_limits:\n      max_memory:\n", "update_limits.max_memory has no value"},
+		"profile": {"    profiles:\n      - name: p\n        match: {uids: [1000]}\n" +
+			"        config:\n          allow_privileged:\n", "profiles[0].config.allow_privileged has no value"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			dir := writeFiles(t, map[string]string{"data.yaml": "sockproxy:\n  config:\n" + config})
-			in, body := openHandsInput(t)
-			in.Container.Privileges.Privileged = true
-			e := newEngine(t, Options{Dirs: []string{dir}, Data: openHandsRoots, Build: staticBuilder(in, body)})
-			d := e.Decide(context.Background(), createReq)
-			if d.Allow || !slices.Equal(d.Reasons, want) {
-				t.Fatalf("allow=%v reasons=%q, want %q", d.Allow, d.Reasons, want)
+			dir := writeFiles(t, map[string]string{"data.yaml": "sockproxy:\n  config:\n" + tc.config})
+			_, err := NewEngine(context.Background(), Options{Dirs: []string{dir}, Data: openHandsRoots})
+			if err == nil || !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("NewEngine: %v, want an error containing %q", err, tc.key)
 			}
 		})
 	}
