@@ -1,6 +1,9 @@
 package proxy_test
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -94,4 +97,32 @@ func BenchmarkArchive64MiB(b *testing.B) {
 			}
 		})
 	}
+}
+
+// listAnswerSize is the size of the bench's list answer (three idle
+// containers): dockerd sends it chunked, head, chunk and last chunk in one
+// write.
+const listAnswerSize = 2447
+
+// BenchmarkRelayList relays a list-sized JSON answer as dockerd sends it
+// (one chunk, all in one write); BenchmarkRelayListFixed the same body with
+// a Content-Length. The difference is the cost of the chunked relay of a
+// small answer.
+func BenchmarkRelayList(b *testing.B) {
+	data := bytes.Repeat([]byte("x"), listAnswerSize)
+	benchRelay(b, "/v1.41/containers/json", listAnswerSize, func(w *bufio.Writer, r *http.Request) error {
+		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", len(data))
+		_, _ = w.Write(data)
+		_, err := w.WriteString("\r\n0\r\n\r\n")
+		return err
+	})
+}
+
+func BenchmarkRelayListFixed(b *testing.B) {
+	data := bytes.Repeat([]byte("x"), listAnswerSize)
+	benchRelay(b, "/v1.41/containers/json", listAnswerSize, func(w *bufio.Writer, r *http.Request) error {
+		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(data))
+		_, err := w.Write(data)
+		return err
+	})
 }
