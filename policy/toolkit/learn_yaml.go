@@ -50,6 +50,11 @@ func (p *Proposal) YAML(sources []string) string {
 		}
 		empty = false
 		w("    # %s\n", what)
+		if len(items) == 0 {
+			// "key:" alone would be null, which the library data refuses.
+			w("    %s: []\n", key)
+			return
+		}
 		w("    %s:\n", key)
 		for _, it := range items {
 			if n := p.Seen[seenKey+" "+it]; n > 0 {
@@ -60,6 +65,9 @@ func (p *Proposal) YAML(sources []string) string {
 		}
 	}
 	ints := func(xs []int) []string {
+		if xs == nil {
+			return nil // nothing learned: the key stays out
+		}
 		out := make([]string, len(xs))
 		for i, x := range xs {
 			out[i] = strconv.Itoa(x)
