@@ -16,6 +16,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,7 +122,10 @@ func (e dockerEvent) name() string {
 
 func (d *dockerAs) events() *eventStream {
 	d.t.Helper()
-	cmd := d.cmd("events", "--format", "{{json .}}")
+	// --since: dockerd replays what happened from now on even if the CLI
+	// subscribes only after the test's first create (it starts apart).
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	cmd := d.cmd("events", "--since", since, "--format", "{{json .}}")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		d.t.Fatal(err)
