@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // bodySplicer moves the large chunks of a response body from dockerd's
@@ -269,10 +271,24 @@ func (s *bodySplicer) peekOp(fd int) (int, syscall.Errno) {
 	}
 	next := *s.chunks
 	_, ended, err := next.scan(s.peek[:s.peeked], ignoreData)
-	if err == nil && !ended && next.state != csData {
+	if err == nil && !ended && next.state != csData && !peerShutDown(fd) {
 		return 0, syscall.EAGAIN
 	}
 	return s.peeked, 0
+}
+
+// peerShutDown tells whether dockerd has ended its side of the socket: the
+// partial head peeked is then all there will be, and no further readiness
+// edge comes to wake a wait for the rest.
+func peerShutDown(fd int) bool {
+	fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+	for {
+		n, err := unix.Poll(fds[:], 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		return err != nil || n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+	}
 }
 
 // drain moves everything in the pipe to the client, waiting for it to take
