@@ -474,7 +474,9 @@ func writeResponseHead(bw *bufio.Writer, r *http.Request, res *responseHead, f f
 // can carry another request.
 func relayBody(client net.Conn, bw *bufio.Writer, up *upstreamConn, f framing, length int64, live bool) (reusable bool, err error) {
 	if f == noBody {
-		return true, bw.Flush()
+		// Anything dockerd sent after a bodyless answer would be read as
+		// the next caller's answer: such a connection is out of step.
+		return up.br.Buffered() == 0, bw.Flush()
 	}
 	out := chunkWriter{conn: client, bw: bw, chunked: f == chunkedBody}
 	defer out.release()

@@ -51,3 +51,36 @@ func TestSplicedChunkThenDaemonClosesMidHead(t *testing.T) {
 		t.Errorf("read %d bytes of chunk data before the cut, want 100000", n)
 	}
 }
+
+// Bytes dockerd sent after a response without a body (a 204 here) are not
+// the next caller's answer: the daemon connection is out of step and is
+// not put back in the pool, so the next request gets its own answer.
+func TestBytesAfterBodylessAnswerNotHandedOn(t *testing.T) {
+	upSock, up := startRawUpstream(t, func(w *bufio.Writer, r *http.Request) error {
+		if r.Method == http.MethodDelete {
+			_, _ = w.WriteString("HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+			return nil
+		}
+		_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
+		return nil
+	})
+	sock, _ := startProxy(t, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + upSock}})
+	client := dockerClient(sock)
+	req, _ := http.NewRequest(http.MethodDelete, "http://d/v1.41/containers/a", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: status %d, want 204", resp.StatusCode)
+	}
+	status, body := getStatus(t, dockerClient(sock), "http://d/_ping")
+	if status != 200 || body != "OK" {
+		t.Fatalf("the next caller got %d %q, want 200 \"OK\" (its own answer)", status, body)
+	}
+	if n := up.conns.Load(); n != 2 {
+		t.Errorf("dockerd saw %d connections, want 2 (the one out of step not reused)", n)
+	}
+}
