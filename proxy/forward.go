@@ -104,7 +104,9 @@ func (p *Proxy) forward(cc *clientConn, r *http.Request, x *exchange, out outgoi
 	if sender != nil && sender.err != nil {
 		reusable, closeAfter = false, true
 	}
-	if err != nil || !reusable || res.close {
+	// A client seen gone by the watcher may have had up closed under the
+	// relay's feet (after the body, before stopWatch): never pool it.
+	if err != nil || !reusable || res.close || cc.gone.Load() {
 		up.conn.Close()
 	} else {
 		p.pool.put(up)
