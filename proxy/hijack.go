@@ -136,7 +136,7 @@ func (b *burstReader) next(beforeWait func() error) ([]byte, error) {
 		b.release()
 	}
 	if b.coalesce && b.small && b.reads >= coalesceAfter {
-		coalescePause()
+		pauseInThread(coalesceWait)
 	}
 	b.reads++
 	if b.big != nil {

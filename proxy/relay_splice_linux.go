@@ -74,15 +74,11 @@ func (s *bodySplicer) open() error {
 	if s.pipe[0] != 0 {
 		return nil
 	}
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	p, size, err := newSplicePipe()
+	if err != nil {
 		return err
 	}
-	s.pipe = p
-	s.cap = 64 << 10 // the default pipe size
-	if n, err := fcntl(p[1], syscall.F_SETPIPE_SZ, spliceChunk); err == nil {
-		s.cap = n
-	}
+	s.pipe, s.cap = p, size
 	return nil
 }
 
@@ -237,7 +233,7 @@ func (s *bodySplicer) onReadable(fd uintptr) bool {
 			// is behind. Give it a moment in the thread before parking,
 			// so that the next splice moves more per wake-up.
 			s.paused = true
-			splicePause()
+			pauseInThread(splicePauseTime)
 			continue
 		case s.inPipe == 0:
 			return false
@@ -319,27 +315,22 @@ func (s *bodySplicer) onWritable(fd uintptr) bool {
 	return errno != syscall.EAGAIN
 }
 
-// coalescePause waits coalesceWait in the thread, not in the scheduler: a
-// time.Sleep this short parks the goroutine and wakes another thread to
-// spin and poll for the timer, which cost a stream of log frames more CPU
-// than the reads it saves (0.8-1.4 s against 0.3 s of proxy CPU per 36 MB
-// of logs). The thread keeps its P meanwhile; with two busy streams
-// pausing at once on two cores, other requests measured no slower.
-func coalescePause() {
-	ts := syscall.NsecToTimespec(int64(coalesceWait))
+// pauseInThread waits d in the thread, not in the scheduler: a time.Sleep
+// this short parks the goroutine and wakes another thread to spin and poll
+// for the timer, which cost a stream of log frames more CPU than the reads
+// it saves (0.8-1.4 s against 0.3 s of proxy CPU per 36 MB of logs). The
+// thread keeps its P meanwhile; with two busy streams pausing at once on
+// two cores, other requests measured no slower. The log relay pauses
+// coalesceWait, the splicers splicePauseTime.
+func pauseInThread(d time.Duration) {
+	ts := syscall.NsecToTimespec(int64(d))
 	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
 	}
 }
 
-// splicePause is the moment onReadable gives dockerd (in the thread, as
-// coalescePause) before parking: an archive caught up with arrives in
-// dockerd's 4 KiB and 28 KiB writes of each 32 KiB chunk, and parking for
-// each cost more than the splices (quiet machine, 67 MB: proxy CPU 14-17
-// -> 9-10 ticks for six transfers, futex calls 4905 -> 288 per transfer).
-func splicePause() {
-	ts := syscall.NsecToTimespec(int64(splicePauseTime))
-	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
-	}
-}
-
+// splicePauseTime is the moment the splicers give their peer before
+// parking: an archive caught up with arrives in dockerd's 4 KiB and 28 KiB
+// writes of each 32 KiB chunk, and parking for each cost more than the
+// splices (quiet machine, 67 MB: proxy CPU 14-17 -> 9-10 ticks for six
+// transfers, futex calls 4905 -> 288 per transfer).
 const splicePauseTime = 100 * time.Microsecond

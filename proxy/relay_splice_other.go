@@ -23,4 +23,4 @@ func (*bodySplicer) relay(*bufio.Writer, framing, *chunkScanner, *int64) (bool, 
 
 func large(framing, *chunkScanner, int64) bool { return false }
 
-func coalescePause() { time.Sleep(coalesceWait) }
+func pauseInThread(d time.Duration) { time.Sleep(d) }

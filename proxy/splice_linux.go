@@ -32,16 +32,13 @@ func splicePump(dst net.Conn, src net.Conn, srcBuf *bufio.Reader) (handled bool,
 	if err != nil {
 		return false, nil
 	}
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	p, size, err := newSplicePipe()
+	if err != nil {
 		return false, nil
 	}
 	defer syscall.Close(p[0])
 	defer syscall.Close(p[1])
-	s := hijackSplicer{rd: rd, wr: wr, pipe: p, cap: 64 << 10} // the default pipe size
-	if n, err := fcntl(p[1], syscall.F_SETPIPE_SZ, spliceChunk); err == nil {
-		s.cap = n
-	}
+	s := hijackSplicer{rd: rd, wr: wr, pipe: p, cap: size}
 	s.readFn, s.writeFn = s.onReadable, s.onWritable
 
 	if n := srcBuf.Buffered(); n > 0 {
@@ -98,7 +95,7 @@ func (s *hijackSplicer) run() error {
 }
 
 // onReadable splices what src holds into the (empty) pipe. When src is
-// empty the peer is behind: it gets a moment in the thread (splicePause)
+// empty the peer is behind: it gets a moment in the thread (splicePauseTime)
 // before the goroutine parks, so that the next splice moves more per
 // wake-up; parking each time the relay caught up with a busy exec cost
 // more than the splices (as for bodySplicer).
@@ -113,7 +110,7 @@ func (s *hijackSplicer) onReadable(fd uintptr) bool {
 			return true
 		case !s.paused:
 			s.paused = true
-			splicePause()
+			pauseInThread(splicePauseTime)
 			continue
 		}
 		return false
@@ -133,6 +130,19 @@ func (s *hijackSplicer) onWritable(fd uintptr) bool {
 }
 
 const spliceFlags = 0x1 | 0x2 // SPLICE_F_MOVE | SPLICE_F_NONBLOCK
+
+// newSplicePipe makes a non-blocking pipe for splicing, enlarged to
+// spliceChunk where the kernel allows, and says how much it holds.
+func newSplicePipe() (p [2]int, size int, err error) {
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+		return p, 0, err
+	}
+	size = 64 << 10 // the default pipe size
+	if n, err := fcntl(p[1], syscall.F_SETPIPE_SZ, spliceChunk); err == nil {
+		size = n
+	}
+	return p, size, nil
+}
 
 func fcntl(fd, cmd, arg int) (int, error) {
 	r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), uintptr(cmd), uintptr(arg))
