@@ -31,14 +31,7 @@ func appendKeyStruct(b []byte, v reflect.Value, skip string, depth int) ([]byte,
 	fields := infoOf(v.Type()).fields
 	b = append(b, 'o')
 	b = binary.AppendUvarint(b, uint64(len(fields)))
-	for _, f := range fields {
-		if f.name == skip {
-			continue
-		}
-		fv := v.FieldByIndex(f.index)
-		if f.omitEmpty && isEmpty(fv) {
-			continue
-		}
+	for f, fv := range presentFields(v, skip) {
 		b = appendKeyString(b, f.name)
 		var ok bool
 		if b, ok = appendKeyValue(b, fv, depth+1); !ok {

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"math"
 	"reflect"
 	"strconv"
@@ -141,17 +142,31 @@ func fieldsOf(t reflect.Type) []field {
 	return out
 }
 
+// presentFields yields the fields of struct v that are converted (all but
+// skip and the omitempty ones that are empty), with their values: the
+// conversion and the memo key (memokey.go) walk the same ones.
+func presentFields(v reflect.Value, skip string) iter.Seq2[*field, reflect.Value] {
+	return func(yield func(*field, reflect.Value) bool) {
+		fields := infoOf(v.Type()).fields
+		for i := range fields {
+			f := &fields[i]
+			if f.name == skip {
+				continue
+			}
+			fv := v.FieldByIndex(f.index)
+			if f.omitEmpty && isEmpty(fv) {
+				continue
+			}
+			if !yield(f, fv) {
+				return
+			}
+		}
+	}
+}
+
 func structValue(v reflect.Value, skip string) (ast.Object, error) {
-	fields := infoOf(v.Type()).fields
-	obj := ast.NewObjectWithCapacity(len(fields))
-	for _, f := range fields {
-		if f.name == skip {
-			continue
-		}
-		fv := v.FieldByIndex(f.index)
-		if f.omitEmpty && isEmpty(fv) {
-			continue
-		}
+	obj := ast.NewObjectWithCapacity(len(infoOf(v.Type()).fields))
+	for f, fv := range presentFields(v, skip) {
 		t, err := termOf(fv)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.name, err)
