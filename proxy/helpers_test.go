@@ -157,14 +157,23 @@ func dockerOK(t testing.TB, sock string, stdin io.Reader, args ...string) string
 // rawExchange writes raw bytes to the socket and returns every response
 // until the server closes the connection (the last request should say
 // Connection: close). A deadline guards against a hang.
-func rawExchange(t testing.TB, sock, raw string) []*http.Response {
+// dialRaw connects to the proxy at sock for hand-written HTTP, closed when
+// the test ends, with a minute's deadline as a hang guard.
+func dialRaw(t testing.TB, sock string) net.Conn {
 	t.Helper()
-	conn, err := net.Dial("unix", sock)
+	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Minute))
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(time.Minute)) // hang guard
+	return c
+}
+
+func rawExchange(t testing.TB, sock, raw string) []*http.Response {
+	t.Helper()
+	conn := dialRaw(t, sock)
+	defer conn.Close() // the exchange ends here, not with the test
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}

@@ -147,12 +147,7 @@ func TestLargeChunksRelayedVerbatimAndConnectionReused(t *testing.T) {
 		return nil
 	})
 	sock, _ := startProxy(t, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + upSock}})
-	c, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Minute)) // hang guard
+	c := dialRaw(t, sock)
 	br := bufio.NewReader(c)
 	// archive.get is a stream (flushed as it comes); container.list is not.
 	for round, path := range []string{"/v1.41/containers/a/archive?path=/x&seed=1", "/v1.41/containers/json?seed=2", "/v1.41/containers/a/archive?path=/x&seed=3"} {

@@ -92,12 +92,7 @@ func TestClientWatchLeavesPipelinedRequest(t *testing.T) {
 		}
 	})
 	sock, _ := startProxy(t, proxy.Config{Decider: proxy.AllowAll, Upstream: proxy.Upstream{Address: "unix://" + upSock}})
-	c, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Minute)) // hang guard
+	c := dialRaw(t, sock)
 	fmt.Fprintf(c, "POST /v1.41/containers/x/wait HTTP/1.1\r\nHost: d\r\nContent-Length: 0\r\n\r\n")
 	waitFor(t, "the wait to reach the daemon", waiting.Load)
 	fmt.Fprintf(c, "GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
